@@ -1,0 +1,39 @@
+"""Shared timing helpers: run our code and PyTorch alternately and report median ratios."""
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Callable
+
+
+def alternate(ours: Callable[[], None], theirs: Callable[[], None], rounds: int,
+              warmup: int = 2) -> tuple[list[float], list[float]]:
+    """Time ``ours`` and ``theirs`` alternately ``rounds`` times (after ``warmup`` calls of each).
+
+    Alternating spreads machine noise (other processes, frequency changes) over both sides evenly.
+    Returns the two lists of seconds per call.
+    """
+    for _ in range(warmup):
+        ours()
+        theirs()
+    ours_times, theirs_times = [], []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        ours()
+        ours_times.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        theirs()
+        theirs_times.append(time.perf_counter() - start)
+    return ours_times, theirs_times
+
+
+def report(title: str, unit: str, scale: float, ours: list[float], theirs: list[float]) -> float:
+    """Print medians (seconds × ``scale`` in ``unit``) and the ratio ours/PyTorch; return the ratio."""
+    ours_median = statistics.median(ours) * scale
+    theirs_median = statistics.median(theirs) * scale
+    ratio = ours_median / theirs_median
+    print(f'{title}')
+    print(f'  dezero : {ours_median:9.3f} {unit} (median of {len(ours)})')
+    print(f'  pytorch: {theirs_median:9.3f} {unit} (median of {len(theirs)})')
+    print(f'  ratio dezero/pytorch: {ratio:.2f}  (<= 1.0 means dezero is as fast or faster)')
+    return ratio

@@ -1,0 +1,31 @@
+"""DeZero: a define-by-run deep learning framework on NumPy (CuPy on a GPU).
+
+Example::
+
+    import numpy as np
+    from dezero import Variable
+    x = Variable(np.array(3.0))
+    y = x ** 2
+    y.backward()
+    x.grad  # variable(6.0)
+"""
+from dezero.core import (  # noqa: F401
+    Config,
+    Function,
+    Parameter,
+    Variable,
+    as_array,
+    as_variable,
+    no_grad,
+    setup_variable,
+    test_mode,
+    using_config,
+)
+from dezero import cuda, functions, functions_conv, utils  # noqa: F401,E402
+from dezero import layers, models, optimizers, datasets, dataloaders, transforms  # noqa: F401,E402
+from dezero.layers import Layer  # noqa: F401,E402
+from dezero.models import Model  # noqa: F401,E402
+from dezero.datasets import Dataset  # noqa: F401,E402
+from dezero.dataloaders import DataLoader, SeqDataLoader  # noqa: F401,E402
+
+__version__ = '0.1.0'

@@ -1,0 +1,691 @@
+"""The define-by-run engine: Config, Variable, Function and the backward pass.
+
+Running a Function on Variables records the graph (each output remembers its creator, each Function
+its inputs and weak references to its outputs); ``Variable.backward`` walks that graph in reverse
+generation order. Backward formulas are written with Functions too, so with ``create_graph=True`` the
+gradient computation is itself recorded and can be differentiated again.
+
+This module also holds the arithmetic ops behind Variable's operators and the two broadcast ops
+(``sum_to``, ``broadcast_to``) that their gradients need; every other op lives in ``dezero.ops``.
+"""
+from __future__ import annotations
+
+import contextlib
+import heapq
+import weakref
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from dezero.cuda import array_types, as_cupy, as_numpy, get_array_module
+
+
+# =============================================================================
+# Configuration
+# =============================================================================
+class Config:
+    """Global switches read by the engine and by mode-dependent ops.
+
+    ``enable_backprop``: record the graph (off inside ``no_grad()``).
+    ``train``: training mode (dropout active, batch norm uses batch statistics).
+    """
+
+    enable_backprop = True
+    train = True
+
+
+@contextlib.contextmanager
+def using_config(name: str, value: Any) -> Iterator[None]:
+    """Set ``Config.<name>`` to ``value`` for the ``with`` block and restore it afterwards, also on error."""
+    if not hasattr(Config, name):
+        raise AttributeError(f"using_config: Config has no setting '{name}'")
+    old_value = getattr(Config, name)
+    setattr(Config, name, value)
+    try:
+        yield
+    finally:
+        setattr(Config, name, old_value)
+
+
+def no_grad() -> contextlib.AbstractContextManager:
+    """Context in which Functions compute without recording a graph."""
+    return using_config('enable_backprop', False)
+
+
+def test_mode() -> contextlib.AbstractContextManager:
+    """Context in which ``Config.train`` is False (dropout off, batch norm uses running statistics)."""
+    return using_config('train', False)
+
+
+# =============================================================================
+# Variable
+# =============================================================================
+def as_array(x: Any, array_module: Any = np) -> Any:
+    """Return ``x`` unchanged when it is an array, else a 0-d (or n-d) array of ``array_module``."""
+    if isinstance(x, array_types):
+        return x
+    return array_module.asarray(x)
+
+
+class Variable:
+    """A node of the graph: an array (``data``) plus its gradient and the Function that made it.
+
+    ``data`` is a NumPy or CuPy ndarray, or None. ``grad`` is a Variable (or None) filled by
+    ``backward``. ``generation`` orders the backward pass: 0 for inputs, creator's + 1 for outputs.
+
+    Example: ``x = Variable(np.array(2.0)); y = x ** 3; y.backward(); x.grad`` → ``variable(12.0)``.
+    """
+
+    __slots__ = ('data', 'name', 'grad', 'creator', 'generation', '__weakref__')
+    # Higher than ndarray's so that ``ndarray * Variable`` calls Variable.__rmul__.
+    __array_priority__ = 200
+
+    def __init__(self, data: Any, name: str | None = None) -> None:
+        if data is not None and not isinstance(data, array_types):
+            raise TypeError(
+                f'Variable: data must be a numpy/cupy ndarray or None, got {type(data).__name__} '
+                f'({data!r:.40}); wrap scalars with np.array(...)')
+        self.data = data
+        self.name = name
+        self.grad = None
+        self.creator = None
+        self.generation = 0
+
+    # --- array-like properties -------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    @property
+    def dtype(self) -> Any:
+        return self.data.dtype
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __repr__(self) -> str:
+        if self.data is None:
+            return 'variable(None)'
+        return 'variable(' + str(self.data).replace('\n', '\n' + ' ' * 9) + ')'
+
+    # --- graph -----------------------------------------------------------------------------
+    def set_creator(self, func: Function) -> None:
+        self.creator = func
+        self.generation = func.generation + 1
+
+    def cleargrad(self) -> None:
+        self.grad = None
+
+    def unchain(self) -> None:
+        """Forget the creator, so backward stops at this variable."""
+        self.creator = None
+
+    def unchain_backward(self) -> None:
+        """Cut every edge behind this variable (truncated backprop), iteratively."""
+        if self.creator is None:
+            return
+        pending = [self.creator]
+        seen = {id(self.creator)}
+        while pending:
+            func = pending.pop()
+            for x in func.inputs:
+                creator = x.creator
+                if creator is not None:
+                    if id(creator) not in seen:
+                        seen.add(id(creator))
+                        pending.append(creator)
+                    x.creator = None
+
+    def backward(self, retain_grad: bool = False, create_graph: bool = False) -> None:
+        """Accumulate d(self)/d(x) into ``x.grad`` for every variable x the graph reaches.
+
+        The seed is ``ones_like(data)`` unless ``self.grad`` is already set. Functions are visited once
+        each, highest generation first, so a gradient is complete before it propagates. Unless
+        ``retain_grad``, only leaves keep their gradient. With ``create_graph`` the backward pass is
+        recorded, so gradients can be differentiated again.
+        """
+        if self.grad is None:
+            self.grad = Variable(get_array_module(self.data).ones_like(self.data))
+        creator = self.creator
+        if creator is None:
+            return
+        # Heap of (-generation, insertion counter, function): the counter breaks ties without
+        # ever comparing Functions, and keeps the order deterministic.
+        heap = [(-creator.generation, 0, creator)]
+        seen = {creator}
+        counter = 1
+        old_enable = Config.enable_backprop
+        Config.enable_backprop = create_graph
+        try:
+            while heap:
+                func = heapq.heappop(heap)[2]
+                outputs = func.outputs
+                if len(outputs) == 1:
+                    gxs = func.backward(outputs[0]().grad)
+                else:
+                    gxs = func.backward(*[_grad_of(ref) for ref in outputs])
+                if gxs.__class__ is not tuple:
+                    gxs = (gxs,)
+                for x, gx in zip(func.inputs, gxs):
+                    if gx is None:
+                        continue
+                    if x.grad is None:
+                        x.grad = gx
+                    else:
+                        # A new Variable, never ``+=``: two gradients may share one array.
+                        x.grad = x.grad + gx
+                    x_creator = x.creator
+                    if x_creator is not None and x_creator not in seen:
+                        seen.add(x_creator)
+                        heapq.heappush(heap, (-x_creator.generation, counter, x_creator))
+                        counter += 1
+                if not retain_grad:
+                    for ref in outputs:
+                        y = ref()
+                        if y is not None:
+                            y.grad = None
+        finally:
+            Config.enable_backprop = old_enable
+
+    # --- conversions and shape helpers (the ops live in dezero.ops) --------------------------
+    def reshape(self, *shape: Any) -> Variable:
+        """``reshape((2, 3))`` or ``reshape(2, 3)``."""
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = shape[0]
+        from dezero.ops.shape import reshape
+        return reshape(self, tuple(shape))
+
+    def transpose(self, *axes: Any) -> Variable:
+        """``transpose()``, ``transpose((1, 0, 2))`` or ``transpose(1, 0, 2)``."""
+        if len(axes) == 0:
+            axes = None
+        elif len(axes) == 1 and (axes[0] is None or isinstance(axes[0], (tuple, list))):
+            axes = axes[0]
+        from dezero.ops.shape import transpose
+        return transpose(self, axes)
+
+    @property
+    def T(self) -> Variable:
+        from dezero.ops.shape import transpose
+        return transpose(self)
+
+    def sum(self, axis: Any = None, keepdims: bool = False) -> Variable:
+        from dezero.ops.reduction import sum
+        return sum(self, axis, keepdims)
+
+    def to_cpu(self) -> None:
+        if self.data is not None:
+            self.data = as_numpy(self.data)
+
+    def to_gpu(self) -> None:
+        if self.data is not None:
+            self.data = as_cupy(self.data)
+
+    # --- operators -------------------------------------------------------------------------
+    def __add__(self, other: Any) -> Variable:
+        return add(self, other)
+
+    __radd__ = __add__
+
+    def __mul__(self, other: Any) -> Variable:
+        return mul(self, other)
+
+    __rmul__ = __mul__
+
+    def __sub__(self, other: Any) -> Variable:
+        return sub(self, other)
+
+    def __rsub__(self, other: Any) -> Variable:
+        return rsub(self, other)
+
+    def __truediv__(self, other: Any) -> Variable:
+        return div(self, other)
+
+    def __rtruediv__(self, other: Any) -> Variable:
+        return rdiv(self, other)
+
+    def __neg__(self) -> Variable:
+        return neg(self)
+
+    def __pow__(self, other: Any) -> Variable:
+        return pow(self, other)
+
+    def __rpow__(self, other: Any) -> Variable:
+        return rpow(self, other)
+
+    def __matmul__(self, other: Any) -> Variable:
+        from dezero.ops.linalg import matmul
+        return matmul(self, other)
+
+    def __rmatmul__(self, other: Any) -> Variable:
+        from dezero.ops.linalg import matmul
+        return matmul(other, self)
+
+    def __getitem__(self, slices: Any) -> Variable:
+        from dezero.ops.shape import get_item
+        return get_item(self, slices)
+
+
+class Parameter(Variable):
+    """A Variable that a Layer owns and an optimizer updates; layers find them by this type."""
+
+    __slots__ = ()
+
+
+class Constant(Variable):
+    """A Variable that a Function made from a raw array or scalar argument.
+
+    Nothing outside the graph holds it, so its gradient can never be read: ops whose input-gradient
+    is expensive (linear, conv) may return None for it instead of computing it.
+    """
+
+    __slots__ = ()
+
+
+def _grad_of(ref: weakref.ref) -> Variable | None:
+    y = ref()
+    return None if y is None else y.grad
+
+
+def as_variable(obj: Any) -> Variable:
+    """Return ``obj`` itself when it is a Variable, else a new Variable wrapping ``as_array(obj)``."""
+    if isinstance(obj, Variable):
+        return obj
+    return Variable(as_array(obj))
+
+
+def setup_variable() -> None:
+    """Kept for the book's programs: operators are defined on Variable itself, so nothing to do."""
+
+
+# =============================================================================
+# Function
+# =============================================================================
+def _new_output(data: Any) -> Variable:
+    """Wrap a forward result, skipping Variable.__init__'s check (results are arrays or scalars)."""
+    if not isinstance(data, array_types):
+        data = np.asarray(data)
+    y = Variable.__new__(Variable)
+    y.data = data
+    y.name = None
+    y.grad = None
+    y.creator = None
+    y.generation = 0
+    return y
+
+
+class Function:
+    """Base of every differentiable op.
+
+    Subclasses define ``forward(*arrays)`` returning one array or a tuple, and ``backward(*gys)``
+    taking and returning Variables (one per input, or None for an input that needs no gradient),
+    written with Functions so that it is itself differentiable. Calling the Function on Variables,
+    arrays or scalars returns one Variable, or a list when ``forward`` returns several arrays.
+    """
+
+    # Weak references to outputs (no Function <-> output cycle); inputs are held strongly because
+    # backward reads them.
+    inputs: list[Variable]
+    outputs: list[weakref.ref]
+    generation: int = 0
+
+    def __call__(self, *inputs: Any) -> Any:
+        inputs = [x if isinstance(x, Variable) else Constant(as_array(x)) for x in inputs]
+        ys = self.forward(*[x.data for x in inputs])
+        if ys.__class__ is not tuple:
+            output = _new_output(ys)
+            if Config.enable_backprop:
+                self.generation = generation = max([x.generation for x in inputs])
+                output.creator = self
+                output.generation = generation + 1
+                self.inputs = inputs
+                self.outputs = [weakref.ref(output)]
+            return output
+        outputs = [_new_output(y) for y in ys]
+        if Config.enable_backprop:
+            self.generation = max([x.generation for x in inputs])
+            for output in outputs:
+                output.set_creator(self)
+            self.inputs = inputs
+            self.outputs = [weakref.ref(output) for output in outputs]
+        return outputs
+
+    def forward(self, *xs: Any) -> Any:
+        raise NotImplementedError(f'{type(self).__name__}.forward is not implemented')
+
+    def backward(self, *gys: Variable) -> Any:
+        raise NotImplementedError(f'{type(self).__name__}.backward is not implemented')
+
+
+# =============================================================================
+# Broadcasting: sum_to and broadcast_to are each other's gradient
+# =============================================================================
+def _sum_to_array(x: Any, shape: tuple[int, ...]) -> Any:
+    """Sum the axes of array ``x`` that broadcasting added or stretched, giving ``shape``."""
+    lead = x.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(i + lead for i, n in enumerate(shape) if n == 1)
+    y = x.sum(axes, keepdims=True)
+    if lead > 0:
+        y = y.reshape(shape)
+    return y
+
+
+class SumTo(Function):
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        self.shape = shape
+
+    def forward(self, x: Any) -> Any:
+        self.x_shape = x.shape
+        return _sum_to_array(x, self.shape)
+
+    def backward(self, gy: Variable) -> Variable:
+        return broadcast_to(gy, self.x_shape)
+
+
+def sum_to(x: Any, shape: tuple[int, ...]) -> Variable:
+    """Sum ``x`` down to ``shape`` (the inverse of broadcasting); ``x`` itself if already that shape."""
+    if x.shape == shape:
+        return as_variable(x)
+    return SumTo(shape)(x)
+
+
+class BroadcastTo(Function):
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        self.shape = shape
+
+    def forward(self, x: Any) -> Any:
+        self.x_shape = x.shape
+        return get_array_module(x).broadcast_to(x, self.shape)
+
+    def backward(self, gy: Variable) -> Variable:
+        return sum_to(gy, self.x_shape)
+
+
+def broadcast_to(x: Any, shape: tuple[int, ...]) -> Variable:
+    """Broadcast ``x`` to ``shape`` like NumPy; ``x`` itself if already that shape."""
+    shape = tuple(shape)
+    if x.shape == shape:
+        return as_variable(x)
+    try:
+        np.broadcast_shapes(x.shape, shape)
+    except ValueError:
+        raise ValueError(f'broadcast_to: cannot broadcast shape {x.shape} to {shape}') from None
+    return BroadcastTo(shape)(x)
+
+
+def _unbroadcast(gx: Variable, x: Variable) -> Variable:
+    """Reduce a gradient to its input's shape after a broadcasting binary op."""
+    return gx if gx.shape == x.shape else sum_to(gx, x.shape)
+
+
+# =============================================================================
+# Arithmetic. A non-Variable operand (scalar or array) is a constant: it gets its own op class
+# with the constant as a parameter, so backward never computes a gradient nobody can read.
+# =============================================================================
+def _as_constant(value: Any, data: Any) -> Any:
+    """Give a constant operand the dtype of the Variable's data where sensible.
+
+    Python and NumPy scalars, and arrays of bool/int/float, take a floating Variable's dtype, so
+    float32 parameters stay float32; anything else is left to NumPy's promotion rules.
+    """
+    dtype = data.dtype
+    if dtype.kind != 'f':
+        return value if isinstance(value, array_types) else as_array(value, get_array_module(data))
+    if isinstance(value, (float, int)):
+        return dtype.type(value)
+    if isinstance(value, array_types):
+        return value if value.dtype.kind not in 'biuf' or value.dtype == dtype else value.astype(dtype)
+    if isinstance(value, np.generic) and value.dtype.kind in 'biuf':
+        return dtype.type(value)
+    raise TypeError(f'operand of type {type(value).__name__} is not supported; '
+                    'expected a Variable, an array or a number')
+
+
+def _check_broadcast(op: str, a: Any, b: Any) -> None:
+    try:
+        np.broadcast_shapes(a.shape, b.shape)
+    except ValueError:
+        raise ValueError(f'{op}: shapes {a.shape} and {b.shape} cannot be broadcast together') from None
+
+
+def _binary_forward(op: str, ufunc: Any, a: Any, b: Any) -> Any:
+    if a.shape != b.shape:
+        _check_broadcast(op, a, b)
+    return ufunc(a, b)
+
+
+class Add(Function):
+    def forward(self, x0: Any, x1: Any) -> Any:
+        return _binary_forward('add', np.add, x0, x1)
+
+    def backward(self, gy: Variable) -> tuple[Variable, Variable]:
+        x0, x1 = self.inputs
+        return _unbroadcast(gy, x0), _unbroadcast(gy, x1)
+
+
+class AddConstant(Function):
+    def __init__(self, c: Any) -> None:
+        self.c = c
+
+    def forward(self, x: Any) -> Any:
+        return _binary_forward('add', np.add, x, self.c) if isinstance(self.c, array_types) else x + self.c
+
+    def backward(self, gy: Variable) -> Variable:
+        return _unbroadcast(gy, self.inputs[0])
+
+
+def add(x0: Any, x1: Any) -> Variable:
+    """``x0 + x1`` with NumPy broadcasting; either side may be a Variable, an array or a scalar."""
+    if isinstance(x1, Variable):
+        if isinstance(x0, Variable):
+            return Add()(x0, x1)
+        x0, x1 = x1, x0
+    elif not isinstance(x0, Variable):
+        x0 = Variable(as_array(x0))
+    return AddConstant(_as_constant(x1, x0.data))(x0)
+
+
+class Mul(Function):
+    def forward(self, x0: Any, x1: Any) -> Any:
+        return _binary_forward('mul', np.multiply, x0, x1)
+
+    def backward(self, gy: Variable) -> tuple[Variable, Variable]:
+        x0, x1 = self.inputs
+        return _unbroadcast(gy * x1, x0), _unbroadcast(gy * x0, x1)
+
+
+class MulConstant(Function):
+    def __init__(self, c: Any) -> None:
+        self.c = c
+
+    def forward(self, x: Any) -> Any:
+        return _binary_forward('mul', np.multiply, x, self.c) if isinstance(self.c, array_types) else x * self.c
+
+    def backward(self, gy: Variable) -> Variable:
+        return _unbroadcast(mul(gy, self.c), self.inputs[0])
+
+
+def mul(x0: Any, x1: Any) -> Variable:
+    """``x0 * x1`` (elementwise, broadcasting); either side may be a Variable, an array or a scalar."""
+    if isinstance(x1, Variable):
+        if isinstance(x0, Variable):
+            return Mul()(x0, x1)
+        x0, x1 = x1, x0
+    elif not isinstance(x0, Variable):
+        x0 = Variable(as_array(x0))
+    return MulConstant(_as_constant(x1, x0.data))(x0)
+
+
+class Neg(Function):
+    def forward(self, x: Any) -> Any:
+        return -x
+
+    def backward(self, gy: Variable) -> Variable:
+        return -gy
+
+
+def neg(x: Any) -> Variable:
+    """``-x``."""
+    return Neg()(x)
+
+
+class Sub(Function):
+    def forward(self, x0: Any, x1: Any) -> Any:
+        return _binary_forward('sub', np.subtract, x0, x1)
+
+    def backward(self, gy: Variable) -> tuple[Variable, Variable]:
+        x0, x1 = self.inputs
+        return _unbroadcast(gy, x0), _unbroadcast(-gy, x1)
+
+
+class RSubConstant(Function):
+    """``c - x`` for a constant ``c``."""
+
+    def __init__(self, c: Any) -> None:
+        self.c = c
+
+    def forward(self, x: Any) -> Any:
+        return _binary_forward('sub', np.subtract, self.c, x) if isinstance(self.c, array_types) else self.c - x
+
+    def backward(self, gy: Variable) -> Variable:
+        return _unbroadcast(-gy, self.inputs[0])
+
+
+def sub(x0: Any, x1: Any) -> Variable:
+    """``x0 - x1`` (broadcasting); either side may be a Variable, an array or a scalar."""
+    if isinstance(x1, Variable):
+        if isinstance(x0, Variable):
+            return Sub()(x0, x1)
+        return RSubConstant(_as_constant(x0, x1.data))(x1)
+    if not isinstance(x0, Variable):
+        x0 = Variable(as_array(x0))
+    return AddConstant(-_as_constant(x1, x0.data))(x0)
+
+
+def rsub(x0: Any, x1: Any) -> Variable:
+    """``x1 - x0``: the reflected subtraction behind ``2.0 - x``."""
+    return sub(x1, x0)
+
+
+class Div(Function):
+    def forward(self, x0: Any, x1: Any) -> Any:
+        return _binary_forward('div', np.divide, x0, x1)
+
+    def backward(self, gy: Variable) -> tuple[Variable, Variable]:
+        x0, x1 = self.inputs
+        gx0 = gy / x1
+        return _unbroadcast(gx0, x0), _unbroadcast(-gx0 * x0 / x1, x1)
+
+
+class DivConstant(Function):
+    """``x / c`` for a constant ``c``."""
+
+    def __init__(self, c: Any) -> None:
+        self.c = c
+
+    def forward(self, x: Any) -> Any:
+        return _binary_forward('div', np.divide, x, self.c) if isinstance(self.c, array_types) else x / self.c
+
+    def backward(self, gy: Variable) -> Variable:
+        return _unbroadcast(div(gy, self.c), self.inputs[0])
+
+
+class RDivConstant(Function):
+    """``c / x`` for a constant ``c``."""
+
+    def __init__(self, c: Any) -> None:
+        self.c = c
+
+    def forward(self, x: Any) -> Any:
+        return _binary_forward('div', np.divide, self.c, x) if isinstance(self.c, array_types) else self.c / x
+
+    def backward(self, gy: Variable) -> Variable:
+        x = self.inputs[0]
+        return _unbroadcast(gy * (-self.c) / (x * x), x)
+
+
+def div(x0: Any, x1: Any) -> Variable:
+    """``x0 / x1`` (true division, broadcasting); either side may be a Variable, an array or a scalar."""
+    if isinstance(x1, Variable):
+        if isinstance(x0, Variable):
+            return Div()(x0, x1)
+        return RDivConstant(_as_constant(x0, x1.data))(x1)
+    if not isinstance(x0, Variable):
+        x0 = Variable(as_array(x0))
+    return DivConstant(_as_constant(x1, x0.data))(x0)
+
+
+def rdiv(x0: Any, x1: Any) -> Variable:
+    """``x1 / x0``: the reflected division behind ``1.0 / x``."""
+    return div(x1, x0)
+
+
+class Pow(Function):
+    """``x0 ** x1`` with a Variable exponent."""
+
+    def forward(self, x0: Any, x1: Any) -> Any:
+        return _binary_forward('pow', np.power, x0, x1)
+
+    def backward(self, gy: Variable) -> tuple[Variable, Variable]:
+        from dezero.ops.math import log
+        x0, x1 = self.inputs
+        y = self.outputs[0]()
+        y = x0 ** x1 if y is None else y
+        gx0 = gy * x1 * x0 ** (x1 - 1)
+        gx1 = gy * y * log(x0)
+        return _unbroadcast(gx0, x0), _unbroadcast(gx1, x1)
+
+
+class PowConstant(Function):
+    """``x ** c`` for a constant exponent ``c`` (the book's Pow)."""
+
+    def __init__(self, c: Any) -> None:
+        self.c = c
+
+    def forward(self, x: Any) -> Any:
+        return x ** self.c
+
+    def backward(self, gy: Variable) -> Variable:
+        x = self.inputs[0]
+        c = self.c
+        return _unbroadcast(gy * (x ** (c - 1) * c), x)
+
+
+class RPowConstant(Function):
+    """``c ** x`` for a constant base ``c``: the op behind ``2 ** x``."""
+
+    def __init__(self, c: Any) -> None:
+        self.c = c
+
+    def forward(self, x: Any) -> Any:
+        return self.c ** x
+
+    def backward(self, gy: Variable) -> Variable:
+        x = self.inputs[0]
+        xp = get_array_module(x.data)
+        return _unbroadcast(gy * rpow(self.c, x) * xp.log(self.c), x)
+
+
+def pow(x: Any, c: Any) -> Variable:
+    """``x ** c``; ``c`` may be a constant (the book) or a Variable (differentiable in both)."""
+    if isinstance(c, Variable):
+        if isinstance(x, Variable):
+            return Pow()(x, c)
+        return RPowConstant(_as_constant(x, c.data))(c)
+    if not isinstance(x, Variable):
+        x = Variable(as_array(x))
+    return PowConstant(_as_constant(c, x.data))(x)
+
+
+def rpow(x: Any, c: Any) -> Variable:
+    """``c ** x``: the reflected power behind ``2 ** x``."""
+    return pow(c, x)

@@ -1,0 +1,14 @@
+"""All differentiable functions, flat (the book's ``import dezero.functions as F``).
+
+Ops live in ``dezero.ops`` grouped by kind; each module lists its public names in ``__all__``.
+"""
+from dezero.core import add, div, mul, neg, pow, rdiv, rpow, rsub, sub  # noqa: F401
+from dezero.ops.activation import *  # noqa: F401,F403
+from dezero.ops.conv import *  # noqa: F401,F403
+from dezero.ops.linalg import *  # noqa: F401,F403
+from dezero.ops.loss import *  # noqa: F401,F403
+from dezero.ops.math import *  # noqa: F401,F403
+from dezero.ops.misc import *  # noqa: F401,F403
+from dezero.ops.normalization import *  # noqa: F401,F403
+from dezero.ops.reduction import *  # noqa: F401,F403
+from dezero.ops.shape import *  # noqa: F401,F403

@@ -1,0 +1,2 @@
+"""Placeholder: RNN, LSTM, GRU (advanced issue)."""
+__all__: list[str] = []

@@ -1,0 +1,2 @@
+"""Placeholder: VGG16, ResNet, SqueezeNet (advanced issue)."""
+__all__: list[str] = []

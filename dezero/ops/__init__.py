@@ -1,0 +1,1 @@
+"""Differentiable ops grouped by kind; ``dezero.functions`` re-exports them flat."""
