@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from typing import Callable
+from collections.abc import Callable
 
 
 def alternate(ours: Callable[[], None], theirs: Callable[[], None], rounds: int,

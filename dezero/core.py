@@ -163,16 +163,22 @@ class Variable:
         heap = [(-creator.generation, 0, creator)]
         seen = {creator}
         counter = 1
+        pop, push = heapq.heappop, heapq.heappush
         old_enable = Config.enable_backprop
         Config.enable_backprop = create_graph
         try:
             while heap:
-                func = heapq.heappop(heap)[2]
+                func = pop(heap)[2]
                 outputs = func.outputs
                 if len(outputs) == 1:
-                    gxs = func.backward(outputs[0]().grad)
+                    y = outputs[0]()
+                    gxs = func.backward(y.grad)
+                    if not retain_grad:
+                        y.grad = None
                 else:
                     gxs = func.backward(*[_grad_of(ref) for ref in outputs])
+                    if not retain_grad:
+                        _drop_grads(outputs)
                 if gxs.__class__ is not tuple:
                     gxs = (gxs,)
                 for x, gx in zip(func.inputs, gxs):
@@ -186,13 +192,8 @@ class Variable:
                     x_creator = x.creator
                     if x_creator is not None and x_creator not in seen:
                         seen.add(x_creator)
-                        heapq.heappush(heap, (-x_creator.generation, counter, x_creator))
+                        push(heap, (-x_creator.generation, counter, x_creator))
                         counter += 1
-                if not retain_grad:
-                    for ref in outputs:
-                        y = ref()
-                        if y is not None:
-                            y.grad = None
         finally:
             Config.enable_backprop = old_enable
 
@@ -291,9 +292,19 @@ class Constant(Variable):
     __slots__ = ()
 
 
+_new_variable = object.__new__
+
+
 def _grad_of(ref: weakref.ref) -> Variable | None:
     y = ref()
     return None if y is None else y.grad
+
+
+def _drop_grads(refs: tuple[weakref.ref, ...]) -> None:
+    for ref in refs:
+        y = ref()
+        if y is not None:
+            y.grad = None
 
 
 def as_variable(obj: Any) -> Variable:
@@ -310,19 +321,6 @@ def setup_variable() -> None:
 # =============================================================================
 # Function
 # =============================================================================
-def _new_output(data: Any) -> Variable:
-    """Wrap a forward result, skipping Variable.__init__'s check (results are arrays or scalars)."""
-    if not isinstance(data, array_types):
-        data = np.asarray(data)
-    y = Variable.__new__(Variable)
-    y.data = data
-    y.name = None
-    y.grad = None
-    y.creator = None
-    y.generation = 0
-    return y
-
-
 class Function:
     """Base of every differentiable op.
 
@@ -332,31 +330,51 @@ class Function:
     arrays or scalars returns one Variable, or a list when ``forward`` returns several arrays.
     """
 
-    # Weak references to outputs (no Function <-> output cycle); inputs are held strongly because
-    # backward reads them.
-    inputs: list[Variable]
-    outputs: list[weakref.ref]
-    generation: int = 0
+    # Slots keep the per-call bookkeeping cheap; subclasses still get a __dict__ for their parameters.
+    # Outputs are weak references (no Function <-> output cycle, so dropping the last output frees the
+    # graph by reference counting); inputs are strong because backward reads them.
+    __slots__ = ('inputs', 'outputs', 'generation', '__dict__', '__weakref__')
 
     def __call__(self, *inputs: Any) -> Any:
-        inputs = [x if isinstance(x, Variable) else Constant(as_array(x)) for x in inputs]
-        ys = self.forward(*[x.data for x in inputs])
-        if ys.__class__ is not tuple:
-            output = _new_output(ys)
-            if Config.enable_backprop:
-                self.generation = generation = max([x.generation for x in inputs])
-                output.creator = self
-                output.generation = generation + 1
-                self.inputs = inputs
-                self.outputs = [weakref.ref(output)]
-            return output
-        outputs = [_new_output(y) for y in ys]
+        if len(inputs) == 1:
+            x = inputs[0]
+            if not isinstance(x, Variable):
+                x = Constant(as_array(x))
+                inputs = (x,)
+            ys = self.forward(x.data)
+            generation = x.generation
+        else:
+            inputs = tuple([x if isinstance(x, Variable) else Constant(as_array(x)) for x in inputs])
+            ys = self.forward(*[x.data for x in inputs])
+            generation = max([x.generation for x in inputs])
+        if ys.__class__ is tuple:
+            return self._wrap_outputs(inputs, ys)
+        # The single-output case is the hot path: the Variable is built here without __init__.
+        if not isinstance(ys, array_types):
+            ys = np.asarray(ys)
+        output = _new_variable(Variable)
+        output.data = ys
+        output.name = None
+        output.grad = None
+        if Config.enable_backprop:
+            self.generation = generation
+            self.inputs = inputs
+            self.outputs = (weakref.ref(output),)
+            output.creator = self
+            output.generation = generation + 1
+        else:
+            output.creator = None
+            output.generation = 0
+        return output
+
+    def _wrap_outputs(self, inputs: tuple[Variable, ...], ys: tuple) -> list[Variable]:
+        outputs = [Variable(as_array(y)) for y in ys]
         if Config.enable_backprop:
             self.generation = max([x.generation for x in inputs])
             for output in outputs:
                 output.set_creator(self)
             self.inputs = inputs
-            self.outputs = [weakref.ref(output) for output in outputs]
+            self.outputs = tuple(weakref.ref(output) for output in outputs)
         return outputs
 
     def forward(self, *xs: Any) -> Any:
@@ -424,12 +442,20 @@ def broadcast_to(x: Any, shape: tuple[int, ...]) -> Variable:
 
 def _unbroadcast(gx: Variable, x: Variable) -> Variable:
     """Reduce a gradient to its input's shape after a broadcasting binary op."""
-    return gx if gx.shape == x.shape else sum_to(gx, x.shape)
+    return gx if gx.data.shape == x.data.shape else sum_to(gx, x.data.shape)
+
+
+def _broadcast_error(op: str, a: Any, b: Any) -> ValueError:
+    """The error for operands NumPy refused to broadcast (checked only after NumPy fails: no cost
+    on the normal path)."""
+    shape_a, shape_b = getattr(a, 'shape', ()), getattr(b, 'shape', ())
+    return ValueError(f'{op}: operands of shapes {shape_a} and {shape_b} cannot be broadcast together')
 
 
 # =============================================================================
-# Arithmetic. A non-Variable operand (scalar or array) is a constant: it gets its own op class
-# with the constant as a parameter, so backward never computes a gradient nobody can read.
+# Arithmetic. A non-Variable operand (scalar or array) is a constant: it becomes a parameter of a
+# one-input op, so backward never computes a gradient nobody can read, and a scalar constant never
+# needs the broadcast reduction.
 # =============================================================================
 def _as_constant(value: Any, data: Any) -> Any:
     """Give a constant operand the dtype of the Variable's data where sensible.
@@ -450,79 +476,87 @@ def _as_constant(value: Any, data: Any) -> Any:
                     'expected a Variable, an array or a number')
 
 
-def _check_broadcast(op: str, a: Any, b: Any) -> None:
-    try:
-        np.broadcast_shapes(a.shape, b.shape)
-    except ValueError:
-        raise ValueError(f'{op}: shapes {a.shape} and {b.shape} cannot be broadcast together') from None
+class _ConstantOp(Function):
+    """Base of the ops with one Variable input and one constant operand ``c``."""
+
+    def __init__(self, c: Any) -> None:
+        self.c = c
+        # A scalar cannot change the input's shape, so only array constants need the reduction.
+        self.broadcasts = isinstance(c, array_types) and c.ndim > 0
+
+    def _reduce(self, gx: Variable) -> Variable:
+        return _unbroadcast(gx, self.inputs[0]) if self.broadcasts else gx
 
 
-def _binary_forward(op: str, ufunc: Any, a: Any, b: Any) -> Any:
-    if a.shape != b.shape:
-        _check_broadcast(op, a, b)
-    return ufunc(a, b)
+def _operands(x0: Any, x1: Any) -> tuple[Variable, Any, bool]:
+    """Sort a binary op's operands into (Variable, constant-or-Variable, swapped)."""
+    if isinstance(x0, Variable):
+        return x0, x1, False
+    if isinstance(x1, Variable):
+        return x1, x0, True
+    return Constant(as_array(x0)), x1, False
 
 
 class Add(Function):
     def forward(self, x0: Any, x1: Any) -> Any:
-        return _binary_forward('add', np.add, x0, x1)
+        try:
+            return x0 + x1
+        except ValueError:
+            raise _broadcast_error('add', x0, x1) from None
 
     def backward(self, gy: Variable) -> tuple[Variable, Variable]:
         x0, x1 = self.inputs
         return _unbroadcast(gy, x0), _unbroadcast(gy, x1)
 
 
-class AddConstant(Function):
-    def __init__(self, c: Any) -> None:
-        self.c = c
-
+class AddConstant(_ConstantOp):
     def forward(self, x: Any) -> Any:
-        return _binary_forward('add', np.add, x, self.c) if isinstance(self.c, array_types) else x + self.c
+        try:
+            return x + self.c
+        except ValueError:
+            raise _broadcast_error('add', x, self.c) from None
 
     def backward(self, gy: Variable) -> Variable:
-        return _unbroadcast(gy, self.inputs[0])
+        return self._reduce(gy)
 
 
 def add(x0: Any, x1: Any) -> Variable:
     """``x0 + x1`` with NumPy broadcasting; either side may be a Variable, an array or a scalar."""
-    if isinstance(x1, Variable):
-        if isinstance(x0, Variable):
-            return Add()(x0, x1)
-        x0, x1 = x1, x0
-    elif not isinstance(x0, Variable):
-        x0 = Variable(as_array(x0))
-    return AddConstant(_as_constant(x1, x0.data))(x0)
+    x, other, _ = _operands(x0, x1)
+    if isinstance(other, Variable):
+        return Add()(x, other)
+    return AddConstant(_as_constant(other, x.data))(x)
 
 
 class Mul(Function):
     def forward(self, x0: Any, x1: Any) -> Any:
-        return _binary_forward('mul', np.multiply, x0, x1)
+        try:
+            return x0 * x1
+        except ValueError:
+            raise _broadcast_error('mul', x0, x1) from None
 
     def backward(self, gy: Variable) -> tuple[Variable, Variable]:
         x0, x1 = self.inputs
         return _unbroadcast(gy * x1, x0), _unbroadcast(gy * x0, x1)
 
 
-class MulConstant(Function):
-    def __init__(self, c: Any) -> None:
-        self.c = c
-
+class MulConstant(_ConstantOp):
     def forward(self, x: Any) -> Any:
-        return _binary_forward('mul', np.multiply, x, self.c) if isinstance(self.c, array_types) else x * self.c
+        try:
+            return x * self.c
+        except ValueError:
+            raise _broadcast_error('mul', x, self.c) from None
 
     def backward(self, gy: Variable) -> Variable:
-        return _unbroadcast(mul(gy, self.c), self.inputs[0])
+        return self._reduce(MulConstant(self.c)(gy))
 
 
 def mul(x0: Any, x1: Any) -> Variable:
     """``x0 * x1`` (elementwise, broadcasting); either side may be a Variable, an array or a scalar."""
-    if isinstance(x1, Variable):
-        if isinstance(x0, Variable):
-            return Mul()(x0, x1)
-        x0, x1 = x1, x0
-    elif not isinstance(x0, Variable):
-        x0 = Variable(as_array(x0))
-    return MulConstant(_as_constant(x1, x0.data))(x0)
+    x, other, _ = _operands(x0, x1)
+    if isinstance(other, Variable):
+        return Mul()(x, other)
+    return MulConstant(_as_constant(other, x.data))(x)
 
 
 class Neg(Function):
@@ -530,7 +564,7 @@ class Neg(Function):
         return -x
 
     def backward(self, gy: Variable) -> Variable:
-        return -gy
+        return Neg()(gy)
 
 
 def neg(x: Any) -> Variable:
@@ -540,35 +574,36 @@ def neg(x: Any) -> Variable:
 
 class Sub(Function):
     def forward(self, x0: Any, x1: Any) -> Any:
-        return _binary_forward('sub', np.subtract, x0, x1)
+        try:
+            return x0 - x1
+        except ValueError:
+            raise _broadcast_error('sub', x0, x1) from None
 
     def backward(self, gy: Variable) -> tuple[Variable, Variable]:
         x0, x1 = self.inputs
         return _unbroadcast(gy, x0), _unbroadcast(-gy, x1)
 
 
-class RSubConstant(Function):
+class RSubConstant(_ConstantOp):
     """``c - x`` for a constant ``c``."""
 
-    def __init__(self, c: Any) -> None:
-        self.c = c
-
     def forward(self, x: Any) -> Any:
-        return _binary_forward('sub', np.subtract, self.c, x) if isinstance(self.c, array_types) else self.c - x
+        try:
+            return self.c - x
+        except ValueError:
+            raise _broadcast_error('sub', self.c, x) from None
 
     def backward(self, gy: Variable) -> Variable:
-        return _unbroadcast(-gy, self.inputs[0])
+        return self._reduce(-gy)
 
 
 def sub(x0: Any, x1: Any) -> Variable:
     """``x0 - x1`` (broadcasting); either side may be a Variable, an array or a scalar."""
-    if isinstance(x1, Variable):
-        if isinstance(x0, Variable):
-            return Sub()(x0, x1)
-        return RSubConstant(_as_constant(x0, x1.data))(x1)
-    if not isinstance(x0, Variable):
-        x0 = Variable(as_array(x0))
-    return AddConstant(-_as_constant(x1, x0.data))(x0)
+    x, other, swapped = _operands(x0, x1)
+    if isinstance(other, Variable):
+        return Sub()(x, other)
+    c = _as_constant(other, x.data)
+    return RSubConstant(c)(x) if swapped else AddConstant(-c)(x)
 
 
 def rsub(x0: Any, x1: Any) -> Variable:
@@ -578,7 +613,10 @@ def rsub(x0: Any, x1: Any) -> Variable:
 
 class Div(Function):
     def forward(self, x0: Any, x1: Any) -> Any:
-        return _binary_forward('div', np.divide, x0, x1)
+        try:
+            return x0 / x1
+        except ValueError:
+            raise _broadcast_error('div', x0, x1) from None
 
     def backward(self, gy: Variable) -> tuple[Variable, Variable]:
         x0, x1 = self.inputs
@@ -586,42 +624,40 @@ class Div(Function):
         return _unbroadcast(gx0, x0), _unbroadcast(-gx0 * x0 / x1, x1)
 
 
-class DivConstant(Function):
+class DivConstant(_ConstantOp):
     """``x / c`` for a constant ``c``."""
 
-    def __init__(self, c: Any) -> None:
-        self.c = c
-
     def forward(self, x: Any) -> Any:
-        return _binary_forward('div', np.divide, x, self.c) if isinstance(self.c, array_types) else x / self.c
+        try:
+            return x / self.c
+        except ValueError:
+            raise _broadcast_error('div', x, self.c) from None
 
     def backward(self, gy: Variable) -> Variable:
-        return _unbroadcast(div(gy, self.c), self.inputs[0])
+        return self._reduce(DivConstant(self.c)(gy))
 
 
-class RDivConstant(Function):
+class RDivConstant(_ConstantOp):
     """``c / x`` for a constant ``c``."""
 
-    def __init__(self, c: Any) -> None:
-        self.c = c
-
     def forward(self, x: Any) -> Any:
-        return _binary_forward('div', np.divide, self.c, x) if isinstance(self.c, array_types) else self.c / x
+        try:
+            return self.c / x
+        except ValueError:
+            raise _broadcast_error('div', self.c, x) from None
 
     def backward(self, gy: Variable) -> Variable:
         x = self.inputs[0]
-        return _unbroadcast(gy * (-self.c) / (x * x), x)
+        return self._reduce(gy * (-self.c) / (x * x))
 
 
 def div(x0: Any, x1: Any) -> Variable:
     """``x0 / x1`` (true division, broadcasting); either side may be a Variable, an array or a scalar."""
-    if isinstance(x1, Variable):
-        if isinstance(x0, Variable):
-            return Div()(x0, x1)
-        return RDivConstant(_as_constant(x0, x1.data))(x1)
-    if not isinstance(x0, Variable):
-        x0 = Variable(as_array(x0))
-    return DivConstant(_as_constant(x1, x0.data))(x0)
+    x, other, swapped = _operands(x0, x1)
+    if isinstance(other, Variable):
+        return Div()(x, other)
+    c = _as_constant(other, x.data)
+    return RDivConstant(c)(x) if swapped else DivConstant(c)(x)
 
 
 def rdiv(x0: Any, x1: Any) -> Variable:
@@ -633,7 +669,10 @@ class Pow(Function):
     """``x0 ** x1`` with a Variable exponent."""
 
     def forward(self, x0: Any, x1: Any) -> Any:
-        return _binary_forward('pow', np.power, x0, x1)
+        try:
+            return x0 ** x1
+        except ValueError:
+            raise _broadcast_error('pow', x0, x1) from None
 
     def backward(self, gy: Variable) -> tuple[Variable, Variable]:
         from dezero.ops.math import log
@@ -645,47 +684,45 @@ class Pow(Function):
         return _unbroadcast(gx0, x0), _unbroadcast(gx1, x1)
 
 
-class PowConstant(Function):
+class PowConstant(_ConstantOp):
     """``x ** c`` for a constant exponent ``c`` (the book's Pow)."""
 
-    def __init__(self, c: Any) -> None:
-        self.c = c
-
     def forward(self, x: Any) -> Any:
-        return x ** self.c
+        try:
+            return x ** self.c
+        except ValueError:
+            raise _broadcast_error('pow', x, self.c) from None
 
     def backward(self, gy: Variable) -> Variable:
         x = self.inputs[0]
         c = self.c
-        return _unbroadcast(gy * (x ** (c - 1) * c), x)
+        return self._reduce(gy * (x ** (c - 1) * c))
 
 
-class RPowConstant(Function):
+class RPowConstant(_ConstantOp):
     """``c ** x`` for a constant base ``c``: the op behind ``2 ** x``."""
 
-    def __init__(self, c: Any) -> None:
-        self.c = c
-
     def forward(self, x: Any) -> Any:
-        return self.c ** x
+        try:
+            return self.c ** x
+        except ValueError:
+            raise _broadcast_error('pow', self.c, x) from None
 
     def backward(self, gy: Variable) -> Variable:
         x = self.inputs[0]
-        xp = get_array_module(x.data)
-        return _unbroadcast(gy * rpow(self.c, x) * xp.log(self.c), x)
+        log_c = get_array_module(x.data).log(self.c)
+        return self._reduce(gy * RPowConstant(self.c)(x) * log_c)
 
 
-def pow(x: Any, c: Any) -> Variable:
-    """``x ** c``; ``c`` may be a constant (the book) or a Variable (differentiable in both)."""
-    if isinstance(c, Variable):
-        if isinstance(x, Variable):
-            return Pow()(x, c)
-        return RPowConstant(_as_constant(x, c.data))(c)
-    if not isinstance(x, Variable):
-        x = Variable(as_array(x))
-    return PowConstant(_as_constant(c, x.data))(x)
+def pow(x0: Any, x1: Any) -> Variable:
+    """``x0 ** x1``; the exponent may be a constant (the book) or a Variable (differentiable in both)."""
+    x, other, swapped = _operands(x0, x1)
+    if isinstance(other, Variable):
+        return Pow()(x, other)
+    c = _as_constant(other, x.data)
+    return RPowConstant(c)(x) if swapped else PowConstant(c)(x)
 
 
-def rpow(x: Any, c: Any) -> Variable:
-    """``c ** x``: the reflected power behind ``2 ** x``."""
-    return pow(c, x)
+def rpow(x0: Any, x1: Any) -> Variable:
+    """``x1 ** x0``: the reflected power behind ``2 ** x``."""
+    return pow(x1, x0)

@@ -11,7 +11,7 @@ finite differences. Test modules describe ops as table rows and call ``check_op`
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from dezero.core import Function, Variable, as_variable, broadcast_to, sum_to
-from dezero.cuda import array_types, get_array_module, scatter_add
+from dezero.cuda import get_array_module, scatter_add
 
 __all__ = ['Reshape', 'Transpose', 'GetItem', 'GetItemGrad', 'reshape', 'transpose', 'get_item',
            'expand_dims', 'flatten', 'sum_to', 'broadcast_to']
@@ -109,7 +109,8 @@ def get_item(x: Any, slices: Any) -> Variable:
     try:
         return GetItem(slices)(x)
     except IndexError as error:
-        raise IndexError(f'get_item: index {slices!r} does not fit an input of shape {x.shape}: {error}') from None
+        raise IndexError(f'get_item: index {slices!r} does not fit an input of shape {x.shape}: '
+                         f'{error}') from None
 
 
 def expand_dims(x: Any, axis: int) -> Variable:
@@ -123,5 +124,3 @@ def flatten(x: Any) -> Variable:
     """Reshape ``(N, ...)`` to ``(N, -1)``, keeping the first (batch) axis."""
     return reshape(x, (x.shape[0], -1))
 
-
-_ = array_types  # re-exported for ops that check index types
