@@ -10,8 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from dezero.core import Function, Variable, _sum_to_array, as_variable
+from dezero.core import Function, Variable, _sum_to_array, as_array, as_variable
 from dezero.cuda import as_numpy, get_array_module
+from dezero.download import DownloadError, cache_dir, get_cache_dir, get_file  # noqa: F401
 
 
 # =============================================================================
@@ -180,6 +181,13 @@ def _call_for_check(name: str, f: Callable, x: Any, args: tuple, kwargs: dict) -
     return y
 
 
+def _sum_of(f: Callable, x: Any, args: tuple, kwargs: dict) -> Any:
+    """Sum of ``f(x)``, accepting a Variable or an array result (``f`` may be plain NumPy code)."""
+    y = f(x, *args, **kwargs)
+    y = y.data if isinstance(y, Variable) else as_array(y)
+    return y.sum()
+
+
 def numerical_grad(f: Callable, x: Any, *args: Any, **kwargs: Any) -> Any:
     """Central-difference gradient of ``sum(f(x, *args, **kwargs))`` with respect to ``x``.
 
@@ -195,9 +203,9 @@ def numerical_grad(f: Callable, x: Any, *args: Any, **kwargs: Any) -> Any:
     for i in range(flat_x.size):
         original = flat_x[i].copy()
         flat_x[i] = original + eps
-        y_plus = _call_for_check('numerical_grad', f, x, args, kwargs).data.sum()
+        y_plus = _sum_of(f, x, args, kwargs)
         flat_x[i] = original - eps
-        y_minus = _call_for_check('numerical_grad', f, x, args, kwargs).data.sum()
+        y_minus = _sum_of(f, x, args, kwargs)
         flat_x[i] = original
         flat_grad[i] = (y_plus - y_minus) / (2 * eps)
     return grad

@@ -1,2 +1,166 @@
-"""Placeholder: RNN, LSTM, GRU (advanced issue)."""
-__all__: list[str] = []
+"""Recurrent layers: RNN, LSTM (the book's) and GRU (beyond). Each call advances one time step.
+
+A recurrent layer keeps its hidden state between calls, so ``layer(x_t)`` for t = 0, 1, ... runs a
+sequence one step at a time. ``reset_state()`` starts a new sequence. For truncated backpropagation
+through time, call ``loss.unchain_backward()`` after each update: the state stays, the graph behind it
+goes.
+
+Parameter names (the keys in ``save_weights`` files) follow the book: one ``Linear`` per gate and
+source, ``x2*`` for the input projection (with bias) and ``h2*`` for the hidden projection (no bias,
+except GRU's ``h2n``, which PyTorch's formulation needs inside the reset gate). Separate projections
+were kept rather than one fused ``Linear`` of width 4H so that the book's weight files stay loadable.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from dezero.core import Variable
+from dezero.layers.base import Layer, Linear
+from dezero.ops.activation import sigmoid
+from dezero.ops.math import tanh
+
+__all__ = ['RNN', 'LSTM', 'GRU']
+
+
+def _check_step_input(layer: str, x: Any, state: Variable | None) -> None:
+    """Reject a step input that is not ``(N, in_size)`` or whose batch differs from the state's."""
+    shape = getattr(x, 'shape', None)
+    if shape is None or len(shape) != 2:
+        raise ValueError(f'{layer}: expected an input of shape (N, in_size) for one time step, '
+                         f'got {type(x).__name__} of shape {shape}')
+    if state is not None and shape[0] != state.shape[0]:
+        raise ValueError(f'{layer}: the input has a batch of {shape[0]} rows but the hidden state has '
+                         f'{state.shape[0]}; call reset_state() before changing the batch size')
+
+
+class RNN(Layer):
+    """Elman recurrent layer: ``h_t = tanh(x2h(x_t) + h2h(h_{t-1}))``.
+
+    ``x_t (N, in_size)`` → ``h_t (N, hidden_size)``, also kept as ``self.h`` for the next step. The first
+    step after ``reset_state()`` has no previous state and uses ``x2h`` alone. ``in_size`` None means
+    "taken from the first input". Parameters: ``x2h/W (in_size, H)``, ``x2h/b (H,)``, ``h2h/W (H, H)``.
+
+    Example: ``rnn = RNN(10); h = rnn(np.zeros((2, 3), np.float32))`` → ``h.shape == (2, 10)``.
+    """
+
+    def __init__(self, hidden_size: int, in_size: int | None = None) -> None:
+        super().__init__()
+        self.hidden_size = hidden_size
+        self.x2h = Linear(hidden_size, in_size=in_size)
+        # hidden -> hidden whatever the input width is (the book passes in_size here, a bug when
+        # in_size != hidden_size).
+        self.h2h = Linear(hidden_size, in_size=hidden_size, nobias=True)
+        self.h: Variable | None = None
+
+    def reset_state(self) -> None:
+        """Forget the hidden state: the next call starts a new sequence."""
+        self.h = None
+
+    def forward(self, x: Any) -> Variable:
+        _check_step_input('RNN', x, self.h)
+        if self.h is None:
+            h_new = tanh(self.x2h(x))
+        else:
+            h_new = tanh(self.x2h(x) + self.h2h(self.h))
+        self.h = h_new
+        return h_new
+
+
+class LSTM(Layer):
+    """Long short-term memory layer (one step per call).
+
+    With ``σ`` the sigmoid: ``f = σ(x2f(x) + h2f(h))``, ``i = σ(x2i(x) + h2i(h))``,
+    ``o = σ(x2o(x) + h2o(h))``, ``u = tanh(x2u(x) + h2u(h))``; then ``c' = f * c + i * u`` and
+    ``h' = o * tanh(c')``. After ``reset_state()`` the previous ``h`` and ``c`` are absent (zero): only
+    the ``x2*`` projections are used and ``c' = i * u``. ``x (N, in_size)`` → ``h' (N, hidden_size)``;
+    ``self.h`` and ``self.c`` keep the state. Parameters: ``x2{f,i,o,u}/W (in_size, H)`` and ``/b (H,)``,
+    ``h2{f,i,o,u}/W (H, H)``.
+
+    Example: ``lstm = LSTM(100); y = lstm(np.zeros((30, 1), np.float32))`` → ``y.shape == (30, 100)``.
+    """
+
+    def __init__(self, hidden_size: int, in_size: int | None = None) -> None:
+        super().__init__()
+        H = hidden_size
+        self.hidden_size = H
+        self.x2f = Linear(H, in_size=in_size)
+        self.x2i = Linear(H, in_size=in_size)
+        self.x2o = Linear(H, in_size=in_size)
+        self.x2u = Linear(H, in_size=in_size)
+        self.h2f = Linear(H, in_size=H, nobias=True)
+        self.h2i = Linear(H, in_size=H, nobias=True)
+        self.h2o = Linear(H, in_size=H, nobias=True)
+        self.h2u = Linear(H, in_size=H, nobias=True)
+        self.h: Variable | None = None
+        self.c: Variable | None = None
+
+    def reset_state(self) -> None:
+        """Forget the hidden state ``h`` and the cell ``c``: the next call starts a new sequence."""
+        self.h = None
+        self.c = None
+
+    def forward(self, x: Any) -> Variable:
+        _check_step_input('LSTM', x, self.h)
+        h = self.h
+        if h is None:
+            f = sigmoid(self.x2f(x))
+            i = sigmoid(self.x2i(x))
+            o = sigmoid(self.x2o(x))
+            u = tanh(self.x2u(x))
+        else:
+            f = sigmoid(self.x2f(x) + self.h2f(h))
+            i = sigmoid(self.x2i(x) + self.h2i(h))
+            o = sigmoid(self.x2o(x) + self.h2o(h))
+            u = tanh(self.x2u(x) + self.h2u(h))
+        # The forget gate only matters when there is a cell to forget.
+        c_new = i * u if self.c is None else f * self.c + i * u
+        h_new = o * tanh(c_new)
+        self.h, self.c = h_new, c_new
+        return h_new
+
+
+class GRU(Layer):
+    """Gated recurrent unit in PyTorch's formulation (one step per call). *Beyond the book.*
+
+    ``r = σ(x2r(x) + h2r(h))``, ``z = σ(x2z(x) + h2z(h))``, ``n = tanh(x2n(x) + r * h2n(h))`` and
+    ``h' = (1 - z) * n + z * h``, where ``h2n`` has a bias (PyTorch's ``b_hn``, scaled by ``r``) and
+    ``h2r``, ``h2z`` have none (their bias would only add to ``x2r``'s and ``x2z``'s: PyTorch's
+    ``b_ir + b_hr`` is our ``x2r/b``). After ``reset_state()`` the previous state is zeros.
+    ``x (N, in_size)`` → ``h' (N, hidden_size)``, kept as ``self.h``. Parameters:
+    ``x2{r,z,n}/W (in_size, H)``, ``x2{r,z,n}/b (H,)``, ``h2{r,z,n}/W (H, H)``, ``h2n/b (H,)``.
+
+    Example: ``gru = GRU(8); h = gru(np.ones((4, 3), np.float32))`` → ``h.shape == (4, 8)``.
+    """
+
+    def __init__(self, hidden_size: int, in_size: int | None = None) -> None:
+        super().__init__()
+        H = hidden_size
+        self.hidden_size = H
+        self.x2r = Linear(H, in_size=in_size)
+        self.x2z = Linear(H, in_size=in_size)
+        self.x2n = Linear(H, in_size=in_size)
+        self.h2r = Linear(H, in_size=H, nobias=True)
+        self.h2z = Linear(H, in_size=H, nobias=True)
+        self.h2n = Linear(H, in_size=H)
+        self.h: Variable | None = None
+
+    def reset_state(self) -> None:
+        """Forget the hidden state: the next call starts from zeros."""
+        self.h = None
+
+    def forward(self, x: Any) -> Variable:
+        _check_step_input('GRU', x, self.h)
+        h = self.h
+        if h is None:
+            # h = 0: every h2* product vanishes but h2n's bias, which the reset gate still scales.
+            r = sigmoid(self.x2r(x))
+            z = sigmoid(self.x2z(x))
+            n = tanh(self.x2n(x) + r * self.h2n.b)
+            h_new = (1 - z) * n
+        else:
+            r = sigmoid(self.x2r(x) + self.h2r(h))
+            z = sigmoid(self.x2z(x) + self.h2z(h))
+            n = tanh(self.x2n(x) + r * self.h2n(h))
+            h_new = (1 - z) * n + z * h
+        self.h = h_new
+        return h_new

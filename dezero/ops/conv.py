@@ -1,2 +1,577 @@
-"""Placeholder: filled by its issue."""
-__all__: list[str] = []
+"""Convolution and pooling on ``(N, C, H, W)`` images: im2col/col2im, conv2d, deconv2d, max and
+average pooling, plus the book's ``conv2d_simple``/``pooling_simple`` built from im2col and basic ops.
+
+Every kernel is vectorised: a window *view* of the padded input (``as_strided``, no copy) gives all
+patches at once, and accumulation (col2im, gradients of pooling) loops only over the KH*KW kernel
+offsets, each step adding one strided slice. Layouts are chosen so that the convolution is one
+(batched) GEMM with no large transposes: the patch matrix is kept in the book's
+``(N, C, KH, KW, OH, OW)`` layout, so ``W (OC, C*KH*KW) @ col (N, C*KH*KW, OH*OW)`` lands directly
+in ``(N, OC, OH*OW)``. Backward passes are written with these same Functions, so gradients of any
+order work: conv2d's input gradient is deconv2d and vice versa, the weight gradient is
+``Conv2DGradW`` (whose own gradient uses conv2d/deconv2d), and max pooling's gradient is a scatter
+(``Pooling2DGrad``) whose gradient is a gather (``Pooling2DWithIndexes``) and back.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from dezero.core import Config, Constant, Function, Variable, broadcast_to
+from dezero.cuda import get_array_module
+from dezero.ops.linalg import linear
+from dezero.ops.reduction import max as _max
+from dezero.ops.reduction import sum as _sum
+from dezero.ops.shape import reshape, transpose
+from dezero.utils import get_conv_outsize, get_deconv_outsize
+
+__all__ = ['Im2col', 'Col2im', 'Conv2d', 'Deconv2d', 'Conv2DGradW', 'Pooling', 'Pooling2DGrad',
+           'Pooling2DWithIndexes', 'AveragePooling', 'im2col', 'col2im', 'conv2d', 'deconv2d',
+           'pooling', 'average_pooling', 'conv2d_simple', 'pooling_simple']
+
+IntPair = int | tuple[int, int]
+
+
+# =============================================================================
+# Argument checks
+# =============================================================================
+def _int_pair(op: str, name: str, value: Any, minimum: int) -> tuple[int, int]:
+    """``k`` or ``(kh, kw)`` → ``(kh, kw)`` of Python ints, each at least ``minimum``."""
+    pair = (value, value) if isinstance(value, (int, np.integer)) else value
+    if (not isinstance(pair, (tuple, list)) or len(pair) != 2
+            or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in pair)):
+        raise ValueError(f'{op}: {name} must be an int or a pair of ints, got {value!r}')
+    if pair[0] < minimum or pair[1] < minimum:
+        raise ValueError(f'{op}: {name} must be at least {minimum}, got {value!r}')
+    return int(pair[0]), int(pair[1])
+
+
+def _check_image(op: str, x: Any, name: str = 'x') -> None:
+    if x.ndim != 4:
+        raise ValueError(f'{op}: expected {name} of shape (N, C, H, W), got shape {x.shape}')
+
+
+def _out_hw(op: str, shape: tuple[int, ...], kernel: tuple[int, int], stride: tuple[int, int],
+            pad: tuple[int, int]) -> tuple[int, int]:
+    """Output height and width of a sliding window; raises when the kernel does not fit."""
+    (h, w), (kh, kw) = shape[2:], kernel
+    ph, pw = pad
+    if kh > h + 2 * ph or kw > w + 2 * pw:
+        raise ValueError(f'{op}: kernel {kh}x{kw} is larger than the padded input '
+                         f'{h + 2 * ph}x{w + 2 * pw} (input shape {shape}, pad {pad})')
+    return get_conv_outsize(h, kh, stride[0], ph), get_conv_outsize(w, kw, stride[1], pw)
+
+
+def _fill_value(dtype: Any) -> Any:
+    """The value that never wins a max: -inf for floats, the minimum for integers."""
+    dtype = np.dtype(dtype)
+    return -np.inf if dtype.kind == 'f' else np.iinfo(dtype).min
+
+
+# =============================================================================
+# Array kernels (NumPy or CuPy arrays in, arrays out; no graph)
+# =============================================================================
+def _pad(x: Any, pad: tuple[int, int], value: Any = 0) -> Any:
+    """``x (N, C, H, W)`` framed by ``pad`` rows/columns of ``value`` on each side."""
+    ph, pw = pad
+    if ph == 0 and pw == 0:
+        return x
+    xp = get_array_module(x)
+    n, c, h, w = x.shape
+    # Write the frame and the interior once each, rather than fill everything then overwrite.
+    out = xp.empty((n, c, h + 2 * ph, w + 2 * pw), dtype=x.dtype)
+    out[:, :, :ph] = value
+    out[:, :, ph + h:] = value
+    out[:, :, ph:ph + h, :pw] = value
+    out[:, :, ph:ph + h, pw + w:] = value
+    out[:, :, ph:ph + h, pw:pw + w] = x
+    return out
+
+
+def _windows(x_padded: Any, kernel: tuple[int, int], stride: tuple[int, int],
+             out_hw: tuple[int, int]) -> Any:
+    """Read-only view ``(N, C, KH, KW, OH, OW)`` of a padded image: element ``[n, c, i, j, y, x]``
+    is ``x_padded[n, c, y*SH + i, x*SW + j]``. No data is copied."""
+    xp = get_array_module(x_padded)
+    n, c = x_padded.shape[:2]
+    s_n, s_c, s_h, s_w = x_padded.strides
+    return xp.lib.stride_tricks.as_strided(
+        x_padded, shape=(n, c, kernel[0], kernel[1], out_hw[0], out_hw[1]),
+        strides=(s_n, s_c, s_h, s_w, s_h * stride[0], s_w * stride[1]))
+
+
+def _offset_slices(i: int, j: int, stride: tuple[int, int], out_hw: tuple[int, int]) -> tuple:
+    """Index of the padded-image pixels that kernel offset ``(i, j)`` touches, one per output pixel."""
+    sh, sw = stride
+    oh, ow = out_hw
+    return (slice(None), slice(None), slice(i, i + sh * (oh - 1) + 1, sh),
+            slice(j, j + sw * (ow - 1) + 1, sw))
+
+
+def _im2col_array(x: Any, kernel: tuple[int, int], stride: tuple[int, int], pad: tuple[int, int],
+                  to_matrix: bool, pad_value: Any = 0) -> Any:
+    """Patches of ``x (N, C, H, W)``: ``(N, C, KH, KW, OH, OW)``, or ``(N*OH*OW, C*KH*KW)`` with
+    ``to_matrix`` (rows are output pixels, columns follow W's ``(C, KH, KW)`` order)."""
+    xp = get_array_module(x)
+    out_hw = _out_hw('im2col', x.shape, kernel, stride, pad)
+    view = _windows(_pad(x, pad, pad_value), kernel, stride, out_hw)
+    if not to_matrix:
+        return xp.ascontiguousarray(view)
+    n, c = x.shape[:2]
+    return xp.ascontiguousarray(view.transpose(0, 4, 5, 1, 2, 3)).reshape(
+        n * out_hw[0] * out_hw[1], c * kernel[0] * kernel[1])
+
+
+def _col2im_array(col: Any, image_shape: tuple[int, ...], kernel: tuple[int, int],
+                  stride: tuple[int, int], pad: tuple[int, int]) -> Any:
+    """Adjoint of im2col: sum patches ``col (N, C, KH, KW, OH, OW)`` back into an image of
+    ``image_shape (N, C, H, W)``; pixels covered by several windows receive the sum."""
+    xp = get_array_module(col)
+    n, c, h, w = image_shape
+    kh, kw, oh, ow = col.shape[2:]
+    ph, pw = pad
+    image = xp.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=col.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            image[_offset_slices(i, j, stride, (oh, ow))] += col[:, :, i, j]
+    if ph == 0 and pw == 0:
+        return image
+    return image[:, :, ph:ph + h, pw:pw + w]
+
+
+def _col_from_matrix(col: Any, image_shape: tuple[int, ...], kernel: tuple[int, int],
+                     out_hw: tuple[int, int]) -> Any:
+    """``(N*OH*OW, C*KH*KW)`` → a ``(N, C, KH, KW, OH, OW)`` view of the same data."""
+    n, c = image_shape[:2]
+    return col.reshape(n, out_hw[0], out_hw[1], c, kernel[0], kernel[1]).transpose(0, 3, 4, 5, 1, 2)
+
+
+# =============================================================================
+# im2col / col2im
+# =============================================================================
+class Im2col(Function):
+    def __init__(self, kernel_size: IntPair, stride: IntPair = 1, pad: IntPair = 0,
+                 to_matrix: bool = True, pad_value: Any = 0) -> None:
+        self.kernel_size = _int_pair('im2col', 'kernel_size', kernel_size, 1)
+        self.stride = _int_pair('im2col', 'stride', stride, 1)
+        self.pad = _int_pair('im2col', 'pad', pad, 0)
+        self.to_matrix = to_matrix
+        self.pad_value = pad_value
+
+    def forward(self, x: Any) -> Any:
+        _check_image('im2col', x)
+        self.input_shape = x.shape
+        return _im2col_array(x, self.kernel_size, self.stride, self.pad, self.to_matrix, self.pad_value)
+
+    def backward(self, gy: Variable) -> Variable:
+        return col2im(gy, self.input_shape, self.kernel_size, self.stride, self.pad, self.to_matrix)
+
+
+def im2col(x: Any, kernel_size: IntPair, stride: IntPair = 1, pad: IntPair = 0,
+           to_matrix: bool = True) -> Variable:
+    """Extract the sliding-window patches of ``x (N, C, H, W)`` (zero padding).
+
+    Returns ``(N, C, KH, KW, OH, OW)``, or with ``to_matrix`` the matrix ``(N*OH*OW, C*KH*KW)``
+    whose row ``(n, y, x)`` is the patch under output pixel ``(y, x)`` of image ``n``, flattened in
+    ``(C, KH, KW)`` order. ``OH = (H + 2*PH - KH) // SH + 1`` (likewise OW). Its gradient is col2im.
+    """
+    return Im2col(kernel_size, stride, pad, to_matrix)(x)
+
+
+class Col2im(Function):
+    def __init__(self, input_shape: tuple[int, ...], kernel_size: IntPair, stride: IntPair = 1,
+                 pad: IntPair = 0, to_matrix: bool = True) -> None:
+        if len(input_shape) != 4:
+            raise ValueError(f'col2im: input_shape must be (N, C, H, W), got {tuple(input_shape)}')
+        self.input_shape = tuple(int(v) for v in input_shape)
+        self.kernel_size = _int_pair('col2im', 'kernel_size', kernel_size, 1)
+        self.stride = _int_pair('col2im', 'stride', stride, 1)
+        self.pad = _int_pair('col2im', 'pad', pad, 0)
+        self.to_matrix = to_matrix
+
+    def forward(self, col: Any) -> Any:
+        n, c = self.input_shape[:2]
+        (kh, kw) = self.kernel_size
+        oh, ow = _out_hw('col2im', self.input_shape, self.kernel_size, self.stride, self.pad)
+        expected = (n * oh * ow, c * kh * kw) if self.to_matrix else (n, c, kh, kw, oh, ow)
+        if col.shape != expected:
+            raise ValueError(f'col2im: col of shape {col.shape} does not fit input_shape '
+                             f'{self.input_shape} with kernel {self.kernel_size}, stride {self.stride}, '
+                             f'pad {self.pad} (expected {expected})')
+        if self.to_matrix:
+            col = _col_from_matrix(col, self.input_shape, self.kernel_size, (oh, ow))
+        return _col2im_array(col, self.input_shape, self.kernel_size, self.stride, self.pad)
+
+    def backward(self, gx: Variable) -> Variable:
+        return im2col(gx, self.kernel_size, self.stride, self.pad, self.to_matrix)
+
+
+def col2im(x: Any, input_shape: tuple[int, ...], kernel_size: IntPair, stride: IntPair = 1,
+           pad: IntPair = 0, to_matrix: bool = True) -> Variable:
+    """Fold patches back into an image of ``input_shape (N, C, H, W)``: the adjoint of im2col.
+
+    ``x`` is ``(N, C, KH, KW, OH, OW)``, or ``(N*OH*OW, C*KH*KW)`` with ``to_matrix``. Each patch
+    value is added to the pixel it came from, so ``col2im(im2col(x))`` is ``x`` times the number
+    of windows covering each pixel. Its gradient is im2col.
+    """
+    return Col2im(input_shape, kernel_size, stride, pad, to_matrix)(x)
+
+
+# =============================================================================
+# Convolution
+# =============================================================================
+def _conv_forward(x: Any, W: Any, b: Any, stride: tuple[int, int], pad: tuple[int, int],
+                  keep_col: bool) -> tuple[Any, Any]:
+    """``conv2d`` on arrays; returns ``(y, col)`` (col None unless ``keep_col``)."""
+    xp = get_array_module(x)
+    _check_image('conv2d', x)
+    if W.ndim != 4 or W.shape[1] != x.shape[1]:
+        raise ValueError(f'conv2d: W of shape {W.shape} does not fit x of shape {x.shape} '
+                         f'(expected W (OC, {x.shape[1]}, KH, KW))')
+    oc, c, kh, kw = W.shape
+    n = x.shape[0]
+    oh, ow = _out_hw('conv2d', x.shape, (kh, kw), stride, pad)
+    col = _im2col_array(x, (kh, kw), stride, pad, to_matrix=False)
+    # One batched GEMM: (OC, K) @ (N, K, OH*OW) lands in (N, OC, OH*OW) with no transpose.
+    y = xp.matmul(W.reshape(oc, c * kh * kw), col.reshape(n, c * kh * kw, oh * ow))
+    if b is not None:
+        if b.shape != (oc,):
+            raise ValueError(f'conv2d: b of shape {b.shape} does not fit W of shape {W.shape} '
+                             f'(expected ({oc},))')
+        y += b.reshape(1, oc, 1)
+    return y.reshape(n, oc, oh, ow), (col if keep_col else None)
+
+
+def _deconv_forward(x: Any, W: Any, b: Any, stride: tuple[int, int], pad: tuple[int, int],
+                    outsize: tuple[int, int] | None) -> Any:
+    """``deconv2d`` on arrays: scatter every input pixel times the kernel into the output."""
+    xp = get_array_module(x)
+    _check_image('deconv2d', x)
+    if W.ndim != 4 or W.shape[0] != x.shape[1]:
+        raise ValueError(f'deconv2d: W of shape {W.shape} does not fit x of shape {x.shape} '
+                         f'(expected W ({x.shape[1]}, OC, KH, KW))')
+    c, oc, kh, kw = W.shape
+    n, _, h, w = x.shape
+    out_h, out_w = _deconv_outsize((h, w), (kh, kw), stride, pad, outsize)
+    # (OC*KH*KW, C) @ (N, C, H*W) → the patches of the output, then fold them: one GEMM + col2im.
+    col = xp.matmul(W.reshape(c, oc * kh * kw).T, x.reshape(n, c, h * w))
+    y = _col2im_array(col.reshape(n, oc, kh, kw, h, w), (n, oc, out_h, out_w), (kh, kw), stride, pad)
+    if b is not None:
+        if b.shape != (oc,):
+            raise ValueError(f'deconv2d: b of shape {b.shape} does not fit W of shape {W.shape} '
+                             f'(expected ({oc},))')
+        y += b.reshape(1, oc, 1, 1)
+    return y
+
+
+def _deconv_outsize(in_hw: tuple[int, int], kernel: tuple[int, int], stride: tuple[int, int],
+                    pad: tuple[int, int], outsize: Any) -> tuple[int, int]:
+    """Output size of deconv2d; an explicit ``outsize`` must be one conv2d maps back to ``in_hw``."""
+    if outsize is None:
+        out = tuple(get_deconv_outsize(s, k, st, p) for s, k, st, p in zip(in_hw, kernel, stride, pad))
+    else:
+        out = _int_pair('deconv2d', 'outsize', outsize, 1)
+    back = tuple(get_conv_outsize(o, k, st, p) for o, k, st, p in zip(out, kernel, stride, pad))
+    if out[0] < 1 or out[1] < 1 or back != tuple(in_hw):
+        raise ValueError(f'deconv2d: output size {out} is inconsistent with input size {tuple(in_hw)}, '
+                         f'kernel {kernel}, stride {stride}, pad {pad} (conv2d of it would give {back})')
+    return out
+
+
+class Conv2d(Function):
+    def __init__(self, stride: IntPair = 1, pad: IntPair = 0) -> None:
+        self.stride = _int_pair('conv2d', 'stride', stride, 1)
+        self.pad = _int_pair('conv2d', 'pad', pad, 0)
+
+    def forward(self, x: Any, W: Any, b: Any = None) -> Any:
+        # The patches are kept for the weight gradient (saves recomputing im2col in backward).
+        y, self.col = _conv_forward(x, W, b, self.stride, self.pad, keep_col=Config.enable_backprop)
+        return y
+
+    def backward(self, gy: Variable) -> tuple[Variable | None, ...]:
+        x, W = self.inputs[0], self.inputs[1]
+        gx = None
+        if x.__class__ is not Constant:
+            gx = deconv2d(gy, W, None, self.stride, self.pad, outsize=x.shape[2:])
+        gW = None
+        if W.__class__ is not Constant:
+            gW = Conv2DGradW(W.shape[2:], self.stride, self.pad, col=self.col)(x, gy)
+        self.col = None  # released; a second backward recomputes it
+        if len(self.inputs) == 2:
+            return gx, gW
+        return gx, gW, _sum(gy, axis=(0, 2, 3))
+
+
+def conv2d(x: Any, W: Any, b: Any = None, stride: IntPair = 1, pad: IntPair = 0) -> Variable:
+    """2-D convolution (cross-correlation, as in every framework) of ``x (N, C, H, W)`` with
+    ``W (OC, C, KH, KW)`` plus ``b (OC,)`` → ``(N, OC, OH, OW)``, ``OH = (H + 2*PH - KH) // SH + 1``.
+
+    ``stride`` and ``pad`` (zero padding) are ints or ``(h, w)`` pairs. Example:
+    ``conv2d(np.ones((1, 1, 4, 4)), np.ones((1, 1, 3, 3))).shape`` → ``(1, 1, 2, 2)``.
+    """
+    if b is None:
+        return Conv2d(stride, pad)(x, W)
+    return Conv2d(stride, pad)(x, W, b)
+
+
+class Deconv2d(Function):
+    def __init__(self, stride: IntPair = 1, pad: IntPair = 0, outsize: IntPair | None = None) -> None:
+        self.stride = _int_pair('deconv2d', 'stride', stride, 1)
+        self.pad = _int_pair('deconv2d', 'pad', pad, 0)
+        self.outsize = None if outsize is None else _int_pair('deconv2d', 'outsize', outsize, 1)
+
+    def forward(self, x: Any, W: Any, b: Any = None) -> Any:
+        return _deconv_forward(x, W, b, self.stride, self.pad, self.outsize)
+
+    def backward(self, gy: Variable) -> tuple[Variable | None, ...]:
+        x, W = self.inputs[0], self.inputs[1]
+        gx = None if x.__class__ is Constant else conv2d(gy, W, None, self.stride, self.pad)
+        # deconv2d(x, W) is conv2d's input gradient for upstream x, so its W-gradient has the same
+        # form with the roles swapped: the "image" is gy and the "upstream gradient" is x.
+        gW = None if W.__class__ is Constant else Conv2DGradW(W.shape[2:], self.stride, self.pad)(gy, x)
+        if len(self.inputs) == 2:
+            return gx, gW
+        return gx, gW, _sum(gy, axis=(0, 2, 3))
+
+
+def deconv2d(x: Any, W: Any, b: Any = None, stride: IntPair = 1, pad: IntPair = 0,
+             outsize: IntPair | None = None) -> Variable:
+    """Transposed convolution of ``x (N, C, H, W)`` with ``W (C, OC, KH, KW)`` plus ``b (OC,)``
+    → ``(N, OC, OH, OW)``: the gradient of conv2d with respect to its input.
+
+    ``OH = SH*(H - 1) + KH - 2*PH`` unless ``outsize (OH, OW)`` is given (it must satisfy
+    ``(OH + 2*PH - KH) // SH + 1 == H``, which leaves a choice when the stride does not divide).
+    """
+    if b is None:
+        return Deconv2d(stride, pad, outsize)(x, W)
+    return Deconv2d(stride, pad, outsize)(x, W, b)
+
+
+class Conv2DGradW(Function):
+    """Gradient of conv2d with respect to its weight: ``(x (N, C, H, W), gy (N, OC, OH, OW))`` →
+    ``(OC, C, KH, KW)``. ``col``, when given, is im2col of ``x`` computed earlier (used once)."""
+
+    def __init__(self, kernel_size: IntPair, stride: IntPair, pad: IntPair, col: Any = None) -> None:
+        self.kernel_size = _int_pair('conv2d', 'kernel_size', kernel_size, 1)
+        self.stride = _int_pair('conv2d', 'stride', stride, 1)
+        self.pad = _int_pair('conv2d', 'pad', pad, 0)
+        self.col = col
+
+    def forward(self, x: Any, gy: Any) -> Any:
+        xp = get_array_module(x)
+        col = self.col
+        self.col = None
+        if col is None:
+            col = _im2col_array(x, self.kernel_size, self.stride, self.pad, to_matrix=False)
+        n, c, kh, kw, oh, ow = col.shape
+        oc = gy.shape[1]
+        # Per image (OC, P) @ (P, K), summed over the batch: reads col in place, no transposed copy.
+        patches_t = col.reshape(n, c * kh * kw, oh * ow).transpose(0, 2, 1)
+        per_image = xp.matmul(gy.reshape(n, oc, oh * ow), patches_t)
+        return per_image.sum(axis=0).reshape(oc, c, kh, kw)
+
+    def backward(self, gW_grad: Variable) -> tuple[Variable | None, Variable]:
+        x, gy = self.inputs
+        gx = None
+        if x.__class__ is not Constant:
+            gx = deconv2d(gy, gW_grad, None, self.stride, self.pad, outsize=x.shape[2:])
+        ggy = conv2d(x, gW_grad, None, self.stride, self.pad)
+        return gx, ggy
+
+
+# =============================================================================
+# Max pooling
+# =============================================================================
+def _scatter_to_argmax(gy: Any, indexes: Any, input_shape: tuple[int, ...], kernel: tuple[int, int],
+                       stride: tuple[int, int], pad: tuple[int, int]) -> Any:
+    """Image of ``input_shape`` with each ``gy`` value added at its window's argmax position."""
+    xp = get_array_module(gy)
+    n, c, h, w = input_shape
+    ph, pw = pad
+    kh, kw = kernel
+    out_hw = gy.shape[2:]
+    gx = xp.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=gy.dtype)
+    # Windows that do not overlap write disjoint pixels, so a masked copy replaces the add.
+    disjoint = stride[0] >= kh and stride[1] >= kw
+    for i in range(kh):
+        for j in range(kw):
+            chosen = indexes == i * kw + j
+            target = gx[_offset_slices(i, j, stride, out_hw)]
+            if disjoint:
+                xp.copyto(target, gy, where=chosen)
+            else:
+                target += gy * chosen
+    if ph == 0 and pw == 0:
+        return gx
+    return gx[:, :, ph:ph + h, pw:pw + w]
+
+
+def _gather_at_argmax(x: Any, indexes: Any, kernel: tuple[int, int], stride: tuple[int, int],
+                      pad: tuple[int, int]) -> Any:
+    """``y[n, c, oy, ox]`` = ``x`` at the position ``indexes`` chose in window ``(oy, ox)``."""
+    xp = get_array_module(x)
+    out_hw = indexes.shape[2:]
+    view = _windows(_pad(x, pad), kernel, stride, out_hw)
+    y = xp.empty(indexes.shape, dtype=x.dtype)
+    kw = kernel[1]
+    for i in range(kernel[0]):
+        for j in range(kw):
+            xp.copyto(y, view[:, :, i, j], where=indexes == i * kw + j)
+    return y
+
+
+class Pooling(Function):
+    def __init__(self, kernel_size: IntPair, stride: IntPair = 1, pad: IntPair = 0) -> None:
+        self.kernel_size = _int_pair('pooling', 'kernel_size', kernel_size, 1)
+        self.stride = _int_pair('pooling', 'stride', stride, 1)
+        self.pad = _int_pair('pooling', 'pad', pad, 0)
+        if self.pad[0] >= self.kernel_size[0] or self.pad[1] >= self.kernel_size[1]:
+            raise ValueError(f'pooling: pad {pad} must be smaller than kernel_size {kernel_size} '
+                             '(a window made only of padding has no maximum)')
+
+    def forward(self, x: Any) -> Any:
+        xp = get_array_module(x)
+        _check_image('pooling', x)
+        kh, kw = self.kernel_size
+        out_hw = _out_hw('pooling', x.shape, self.kernel_size, self.stride, self.pad)
+        view = _windows(_pad(x, self.pad, _fill_value(x.dtype)), self.kernel_size, self.stride, out_hw)
+        # Running max over the KH*KW offsets; a strict '>' keeps the first maximum, as torch does.
+        y = view[:, :, 0, 0].copy()
+        index_dtype = np.int8 if kh * kw <= 127 else np.int32
+        self.indexes = xp.zeros(y.shape, dtype=index_dtype)
+        for k in range(1, kh * kw):
+            candidate = view[:, :, k // kw, k % kw]
+            better = candidate > y
+            xp.copyto(y, candidate, where=better)
+            xp.copyto(self.indexes, index_dtype(k), where=better)
+        self.input_shape = x.shape
+        return y
+
+    def backward(self, gy: Variable) -> Variable:
+        return Pooling2DGrad(self.indexes, self.input_shape, self.kernel_size, self.stride, self.pad)(gy)
+
+
+class Pooling2DGrad(Function):
+    """Gradient of max pooling: scatter ``gy (N, C, OH, OW)`` to the argmax positions of an image of
+    ``input_shape``; its own gradient gathers at those positions (``Pooling2DWithIndexes``)."""
+
+    def __init__(self, indexes: Any, input_shape: tuple[int, ...], kernel_size: tuple[int, int],
+                 stride: tuple[int, int], pad: tuple[int, int]) -> None:
+        self.indexes = indexes
+        self.input_shape = input_shape
+        self.kernel_size = kernel_size
+        self.stride = stride
+        self.pad = pad
+
+    def forward(self, gy: Any) -> Any:
+        return _scatter_to_argmax(gy, self.indexes, self.input_shape, self.kernel_size, self.stride,
+                                  self.pad)
+
+    def backward(self, ggx: Variable) -> Variable:
+        return Pooling2DWithIndexes(self.indexes, self.input_shape, self.kernel_size, self.stride,
+                                    self.pad)(ggx)
+
+
+class Pooling2DWithIndexes(Function):
+    """Gather from ``x`` (shape ``input_shape``) the pixel each window's saved argmax points to →
+    ``(N, C, OH, OW)``; its gradient is the scatter ``Pooling2DGrad``."""
+
+    def __init__(self, indexes: Any, input_shape: tuple[int, ...], kernel_size: tuple[int, int],
+                 stride: tuple[int, int], pad: tuple[int, int]) -> None:
+        self.indexes = indexes
+        self.input_shape = input_shape
+        self.kernel_size = kernel_size
+        self.stride = stride
+        self.pad = pad
+
+    def forward(self, x: Any) -> Any:
+        if x.shape != self.input_shape:
+            raise ValueError(f'pooling: got an input of shape {x.shape}, the saved argmax indexes '
+                             f'belong to shape {self.input_shape}')
+        return _gather_at_argmax(x, self.indexes, self.kernel_size, self.stride, self.pad)
+
+    def backward(self, gy: Variable) -> Variable:
+        return Pooling2DGrad(self.indexes, self.input_shape, self.kernel_size, self.stride, self.pad)(gy)
+
+
+def pooling(x: Any, kernel_size: IntPair, stride: IntPair = 1, pad: IntPair = 0) -> Variable:
+    """Max pooling of ``x (N, C, H, W)`` over ``kernel_size`` windows → ``(N, C, OH, OW)``,
+    ``OH = (H + 2*PH - KH) // SH + 1``. Padding never wins the max (it is -inf); the gradient goes to
+    the first maximal position of each window. Note the book's default ``stride=1``.
+    """
+    return Pooling(kernel_size, stride, pad)(x)
+
+
+# =============================================================================
+# Average pooling
+# =============================================================================
+class AveragePooling(Function):
+    def __init__(self, kernel_size: IntPair, stride: IntPair = 1, pad: IntPair = 0) -> None:
+        self.kernel_size = _int_pair('average_pooling', 'kernel_size', kernel_size, 1)
+        self.stride = _int_pair('average_pooling', 'stride', stride, 1)
+        self.pad = _int_pair('average_pooling', 'pad', pad, 0)
+
+    def forward(self, x: Any) -> Any:
+        _check_image('average_pooling', x)
+        kh, kw = self.kernel_size
+        out_hw = _out_hw('average_pooling', x.shape, self.kernel_size, self.stride, self.pad)
+        view = _windows(_pad(x, self.pad), self.kernel_size, self.stride, out_hw)
+        total = view[:, :, 0, 0].copy()
+        for k in range(1, kh * kw):
+            total += view[:, :, k // kw, k % kw]
+        if total.dtype.kind != 'f':
+            return total / (kh * kw)
+        total /= kh * kw
+        return total
+
+    def backward(self, gy: Variable) -> Variable:
+        # Every pixel of a window receives gy / (KH*KW): broadcast to patches, fold with col2im.
+        n, c, oh, ow = gy.shape
+        kh, kw = self.kernel_size
+        spread = broadcast_to(reshape(gy / (kh * kw), (n, c, 1, 1, oh, ow)), (n, c, kh, kw, oh, ow))
+        return col2im(spread, self.inputs[0].shape, self.kernel_size, self.stride, self.pad,
+                      to_matrix=False)
+
+
+def average_pooling(x: Any, kernel_size: IntPair, stride: IntPair = 1, pad: IntPair = 0) -> Variable:
+    """Average pooling of ``x (N, C, H, W)`` → ``(N, C, OH, OW)``: each output is the sum of its
+    window divided by ``KH*KW``, padding (zeros) included in the count (``count_include_pad``)."""
+    return AveragePooling(kernel_size, stride, pad)(x)
+
+
+# =============================================================================
+# The book's simple versions: the same results from im2col and basic ops
+# =============================================================================
+def conv2d_simple(x: Any, W: Any, b: Any = None, stride: IntPair = 1, pad: IntPair = 0) -> Variable:
+    """conv2d written as ``im2col`` → ``linear`` → reshape/transpose; same shapes and results.
+
+    ``x (N, C, H, W)``, ``W (OC, C, KH, KW)``, ``b (OC,)`` → ``(N, OC, OH, OW)``.
+    """
+    _check_image('conv2d', x)
+    if W.ndim != 4 or W.shape[1] != x.shape[1]:
+        raise ValueError(f'conv2d: W of shape {W.shape} does not fit x of shape {x.shape} '
+                         f'(expected W (OC, {x.shape[1]}, KH, KW))')
+    n = x.shape[0]
+    oc, _, kh, kw = W.shape
+    stride = _int_pair('conv2d', 'stride', stride, 1)
+    pad = _int_pair('conv2d', 'pad', pad, 0)
+    oh, ow = _out_hw('conv2d', x.shape, (kh, kw), stride, pad)
+    col = im2col(x, (kh, kw), stride, pad, to_matrix=True)
+    y = linear(col, transpose(reshape(W, (oc, -1))), b)
+    return transpose(reshape(y, (n, oh, ow, oc)), (0, 3, 1, 2))
+
+
+def pooling_simple(x: Any, kernel_size: IntPair, stride: IntPair = 1, pad: IntPair = 0) -> Variable:
+    """Max pooling written as ``im2col`` → ``max`` over each window → reshape/transpose.
+
+    ``x (N, C, H, W)`` → ``(N, C, OH, OW)``; padding is -inf so, as in pooling, it never wins.
+    """
+    _check_image('pooling', x)
+    n, c = x.shape[:2]
+    kernel = _int_pair('pooling', 'kernel_size', kernel_size, 1)
+    stride = _int_pair('pooling', 'stride', stride, 1)
+    pad = _int_pair('pooling', 'pad', pad, 0)
+    oh, ow = _out_hw('pooling', x.shape, kernel, stride, pad)
+    col = Im2col(kernel, stride, pad, to_matrix=True, pad_value=_fill_value(x.dtype))(x)
+    y = _max(reshape(col, (-1, kernel[0] * kernel[1])), axis=1)
+    return transpose(reshape(y, (n, oh, ow, c)), (0, 3, 1, 2))

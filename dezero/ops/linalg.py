@@ -21,7 +21,11 @@ class MatMul(Function):
         if x.ndim < 2 or W.ndim < 2 or x.shape[-1] != W.shape[-2]:
             raise ValueError(f'matmul: shapes {x.shape} and {W.shape} are not aligned '
                              f'(x.shape[-1] must equal W.shape[-2])')
-        return x @ W
+        try:
+            return x @ W
+        except ValueError:
+            raise ValueError(f'matmul: batch dimensions of shapes {x.shape} and {W.shape} cannot be '
+                             f'broadcast together') from None
 
     def backward(self, gy: Variable) -> tuple[Variable, Variable]:
         x, W = self.inputs

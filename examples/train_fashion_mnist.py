@@ -1,0 +1,134 @@
+"""The main job: train an MLP classifier on Fashion-MNIST, evaluate it, save weights and plot curves.
+
+Run with ``make demo`` (or ``python examples/train_fashion_mnist.py``). Uses Debian's
+``dataset-fashion-mnist`` files (or the same IDX files in ``~/.dezero``); without them it trains on the
+Spiral dataset instead and says so. Writes ``out/<dataset>_mlp.npz`` and ``out/<dataset>_curves.png``.
+
+Why not the book's recipe (sigmoid MLP, SGD lr=1.0, batch 100): it reaches about 75% on Fashion-MNIST
+in 5 epochs. ReLU hidden layers keep gradients alive through depth, and Adam adapts the step per
+parameter, so the same budget reaches about 88%.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+import dezero
+import dezero.functions as F
+from dezero import DataLoader, optimizers
+from dezero.models import MLP
+
+OUT_DIR = 'out'
+
+
+def load_data() -> tuple[str, dezero.Dataset, dezero.Dataset, tuple[int, ...]]:
+    """Fashion-MNIST when its files are present, else Spiral (saying why)."""
+    try:
+        train_set = dezero.datasets.FashionMNIST(train=True)
+        test_set = dezero.datasets.FashionMNIST(train=False)
+        return 'fashion_mnist', train_set, test_set, (512, 256, 10)
+    except FileNotFoundError as error:
+        print(f'Fashion-MNIST not available ({error}).\n'
+              'Training on the Spiral dataset instead; install it with: '
+              'apt-get install dataset-fashion-mnist', file=sys.stderr)
+        return 'spiral', dezero.datasets.Spiral(train=True), dezero.datasets.Spiral(train=False), (100, 3)
+
+
+def progress(loader: DataLoader, description: str):
+    try:
+        from tqdm import tqdm
+    except ImportError:  # tqdm is the optional 'progress' extra: plain iteration without it
+        return loader
+    return tqdm(loader, total=loader.max_iter, desc=description, leave=False, ncols=80)
+
+
+def evaluate(model: dezero.Model, loader: DataLoader) -> tuple[float, float]:
+    """Mean loss and accuracy of ``model`` over one pass of ``loader``, in test mode, no graph."""
+    total_loss = total_acc = 0.0
+    count = 0
+    with dezero.no_grad(), dezero.test_mode():
+        for x, t in loader:
+            y = model(x)
+            total_loss += float(F.softmax_cross_entropy(y, t).data) * len(t)
+            total_acc += float(F.accuracy(y, t).data) * len(t)
+            count += len(t)
+    return total_loss / count, total_acc / count
+
+
+def plot_curves(history: dict[str, list[float]], path: str, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    epochs = np.arange(1, len(history['train_loss']) + 1)
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    ax_loss.plot(epochs, history['train_loss'], 'o-', label='train')
+    ax_loss.plot(epochs, history['test_loss'], 's-', label='test')
+    ax_loss.set(xlabel='epoch', ylabel='loss', title='loss')
+    ax_acc.plot(epochs, history['train_acc'], 'o-', label='train')
+    ax_acc.plot(epochs, history['test_acc'], 's-', label='test')
+    ax_acc.set(xlabel='epoch', ylabel='accuracy', title='accuracy')
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    tmp_path = path + '.tmp.png'
+    fig.savefig(tmp_path, dpi=100)
+    plt.close(fig)
+    os.replace(tmp_path, path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--epochs', type=int, default=5)
+    parser.add_argument('--batch-size', type=int, default=100)
+    parser.add_argument('--lr', type=float, default=1e-3, help="Adam's alpha")
+    args = parser.parse_args()
+
+    np.random.seed(0)
+    name, train_set, test_set, sizes = load_data()
+    train_loader = DataLoader(train_set, args.batch_size)
+    test_loader = DataLoader(test_set, args.batch_size, shuffle=False)
+    model = MLP(sizes, activation=F.relu)
+    optimizer = optimizers.Adam(alpha=args.lr).setup(model)
+    print(f'{name}: {len(train_set)} training and {len(test_set)} test samples; '
+          f'MLP {sizes} with ReLU, Adam(alpha={args.lr}), batch {args.batch_size}')
+
+    history: dict[str, list[float]] = {'train_loss': [], 'train_acc': [], 'test_loss': [], 'test_acc': []}
+    start = time.perf_counter()
+    for epoch in range(1, args.epochs + 1):
+        total_loss = total_acc = 0.0
+        for x, t in progress(train_loader, f'epoch {epoch}/{args.epochs}'):
+            y = model(x)
+            loss = F.softmax_cross_entropy(y, t)
+            model.cleargrads()
+            loss.backward()
+            optimizer.update()
+            total_loss += float(loss.data) * len(t)
+            total_acc += float(F.accuracy(y, t).data) * len(t)
+        history['train_loss'].append(total_loss / len(train_set))
+        history['train_acc'].append(total_acc / len(train_set))
+        test_loss, test_acc = evaluate(model, test_loader)
+        history['test_loss'].append(test_loss)
+        history['test_acc'].append(test_acc)
+        print(f'epoch {epoch}: train loss {history["train_loss"][-1]:.4f}, '
+              f'accuracy {history["train_acc"][-1]:.4f} | test loss {test_loss:.4f}, '
+              f'accuracy {test_acc:.4f} | {time.perf_counter() - start:.1f} s')
+
+    os.makedirs(OUT_DIR, exist_ok=True)
+    weights_path = os.path.join(OUT_DIR, f'{name}_mlp.npz')
+    plot_path = os.path.join(OUT_DIR, f'{name}_curves.png')
+    model.save_weights(weights_path)
+    plot_curves(history, plot_path, f'MLP on {name}')
+    print(f'final test accuracy {history["test_acc"][-1]:.4f}; '
+          f'weights saved to {weights_path}, curves plotted to {plot_path}')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,371 @@
+"""dezero.ops.conv: im2col/col2im, conv2d, deconv2d, max and average pooling against PyTorch
+(forward, gradient, gradient of the gradient, finite differences), plus properties and errors."""
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as TF
+
+import dezero.functions as F
+import dezero.functions_conv as FC
+from dezero import Variable
+from dezero.utils import get_conv_outsize, get_deconv_outsize
+from tests.oracle import check_op
+
+rng = np.random.default_rng(0)
+
+
+def _pair(v):
+    return (v, v) if isinstance(v, int) else v
+
+
+# id, x shape, W shape (OC, C, KH, KW), stride, pad, bias
+CONV_CASES = [
+    ('k3', (2, 3, 5, 5), (4, 3, 3, 3), 1, 0, True),
+    ('k2x3-s2-p1', (2, 2, 7, 5), (3, 2, 2, 3), 2, 1, True),
+    ('k3-s3-p2-nobias', (1, 2, 7, 7), (2, 2, 3, 3), 3, 2, False),
+    ('stride(2,1)-pad(1,2)', (2, 2, 6, 5), (3, 2, 3, 2), (2, 1), (1, 2), True),
+    ('1x1', (2, 3, 4, 5), (2, 3, 1, 1), 1, 0, False),
+    ('stride-leaves-rows', (1, 2, 6, 6), (2, 2, 3, 3), 2, 0, True),
+    ('kernel-fills-padded', (1, 2, 3, 4), (2, 2, 5, 4), 1, (1, 0), True),
+]
+
+
+@pytest.mark.parametrize('x_shape,W_shape,stride,pad,bias', [c[1:] for c in CONV_CASES],
+                         ids=[c[0] for c in CONV_CASES])
+def test_conv2d_against_torch(x_shape, W_shape, stride, pad, bias):
+    inputs = [rng.standard_normal(x_shape), rng.standard_normal(W_shape)]
+    if bias:
+        inputs.append(rng.standard_normal(W_shape[0]))
+    check_op(lambda x, W, *b: F.conv2d(x, W, *b, stride=stride, pad=pad),
+             lambda x, W, *b: TF.conv2d(x, W, *b, stride=stride, padding=pad), inputs)
+
+
+# id, x shape, W shape (C, OC, KH, KW), stride, pad, outsize (None: the default size)
+DECONV_CASES = [
+    ('k3', (2, 3, 4, 4), (3, 2, 3, 3), 1, 0, None),
+    ('k3x2-s2-p1', (2, 2, 3, 4), (2, 3, 3, 2), 2, 1, None),
+    ('stride(3,2)-pad(2,1)', (1, 2, 3, 3), (2, 2, 4, 3), (3, 2), (2, 1), None),
+    ('outsize-larger', (2, 2, 3, 4), (2, 2, 3, 3), 2, 1, (6, 8)),
+]
+
+
+@pytest.mark.parametrize('x_shape,W_shape,stride,pad,outsize', [c[1:] for c in DECONV_CASES],
+                         ids=[c[0] for c in DECONV_CASES])
+@pytest.mark.parametrize('bias', [True, False])
+def test_deconv2d_against_torch(x_shape, W_shape, stride, pad, outsize, bias):
+    s, p, k = _pair(stride), _pair(pad), W_shape[2:]
+    default = tuple(get_deconv_outsize(x_shape[2 + a], k[a], s[a], p[a]) for a in range(2))
+    output_padding = (0, 0) if outsize is None else tuple(o - d for o, d in zip(outsize, default))
+    inputs = [rng.standard_normal(x_shape), rng.standard_normal(W_shape)]
+    if bias:
+        inputs.append(rng.standard_normal(W_shape[1]))
+    check_op(lambda x, W, *b: F.deconv2d(x, W, *b, stride=stride, pad=pad, outsize=outsize),
+             lambda x, W, *b: TF.conv_transpose2d(x, W, *b, stride=stride, padding=pad,
+                                                  output_padding=output_padding), inputs)
+
+
+# id, x shape, kernel, stride, pad (torch allows pad <= kernel / 2)
+POOL_CASES = [
+    ('k2-s2', (2, 3, 6, 6), 2, 2, 0),
+    ('k3-s1-p1', (2, 2, 5, 5), 3, 1, 1),
+    ('k3x2-s(1,2)-p(1,0)', (1, 2, 6, 7), (3, 2), (1, 2), (1, 0)),
+    ('k2-s3-p1-odd', (2, 2, 7, 5), 2, 3, 1),
+    ('k3-s2-overlap', (1, 3, 7, 6), 3, 2, 0),
+]
+
+
+@pytest.mark.parametrize('x_shape,kernel,stride,pad', [c[1:] for c in POOL_CASES],
+                         ids=[c[0] for c in POOL_CASES])
+def test_max_pooling_against_torch(x_shape, kernel, stride, pad):
+    check_op(lambda x: F.pooling(x, kernel, stride, pad),
+             lambda x: TF.max_pool2d(x, kernel, stride, pad), [rng.standard_normal(x_shape)])
+
+
+@pytest.mark.parametrize('x_shape,kernel,stride,pad', [c[1:] for c in POOL_CASES],
+                         ids=[c[0] for c in POOL_CASES])
+def test_average_pooling_against_torch(x_shape, kernel, stride, pad):
+    check_op(lambda x: F.average_pooling(x, kernel, stride, pad),
+             lambda x: TF.avg_pool2d(x, kernel, stride, pad, count_include_pad=True),
+             [rng.standard_normal(x_shape)])
+
+
+# id, x shape, kernel, stride, pad
+WINDOW_CASES = [
+    ('k3', (2, 2, 5, 5), 3, 1, 0),
+    ('k2x3-s2-p1', (1, 3, 5, 6), (2, 3), 2, 1),
+    ('s(1,3)-p(2,1)', (2, 1, 4, 7), (3, 2), (1, 3), (2, 1)),
+]
+
+
+def _torch_im2col(x, kernel, stride, pad):
+    """torch's unfold gives (N, C*KH*KW, L); the book's matrix is (N*L, C*KH*KW)."""
+    cols = TF.unfold(x, kernel, padding=pad, stride=stride)
+    return cols.transpose(1, 2).reshape(-1, cols.shape[1])
+
+
+@pytest.mark.parametrize('x_shape,kernel,stride,pad', [c[1:] for c in WINDOW_CASES],
+                         ids=[c[0] for c in WINDOW_CASES])
+def test_im2col_against_torch_unfold(x_shape, kernel, stride, pad):
+    check_op(lambda x: F.im2col(x, kernel, stride, pad),
+             lambda x: _torch_im2col(x, kernel, stride, pad), [rng.standard_normal(x_shape)])
+
+
+@pytest.mark.parametrize('x_shape,kernel,stride,pad', [c[1:] for c in WINDOW_CASES],
+                         ids=[c[0] for c in WINDOW_CASES])
+def test_col2im_against_torch_fold(x_shape, kernel, stride, pad):
+    n, c, h, w = x_shape
+    (kh, kw), (sh, sw), (ph, pw) = _pair(kernel), _pair(stride), _pair(pad)
+    length = get_conv_outsize(h, kh, sh, ph) * get_conv_outsize(w, kw, sw, pw)
+
+    def theirs(col):
+        cols = col.reshape(n, length, c * kh * kw).transpose(1, 2)
+        return TF.fold(cols, (h, w), kernel, padding=pad, stride=stride)
+
+    check_op(lambda col: F.col2im(col, x_shape, kernel, stride, pad), theirs,
+             [rng.standard_normal((n * length, c * kh * kw))])
+
+
+def _coverage(shape, kernel, stride, pad):
+    """How many windows cover each pixel, counted one window at a time (the slow, obvious way)."""
+    n, c, h, w = shape
+    (kh, kw), (sh, sw), (ph, pw) = _pair(kernel), _pair(stride), _pair(pad)
+    count = np.zeros((h + 2 * ph, w + 2 * pw))
+    for oy in range(get_conv_outsize(h, kh, sh, ph)):
+        for ox in range(get_conv_outsize(w, kw, sw, pw)):
+            count[oy * sh:oy * sh + kh, ox * sw:ox * sw + kw] += 1
+    return count[ph:ph + h, pw:pw + w]
+
+
+@pytest.mark.parametrize('x_shape,kernel,stride,pad', [c[1:] for c in WINDOW_CASES],
+                         ids=[c[0] for c in WINDOW_CASES])
+@pytest.mark.parametrize('to_matrix', [True, False])
+def test_col2im_of_im2col_is_x_times_coverage(x_shape, kernel, stride, pad, to_matrix):
+    x = rng.standard_normal(x_shape)
+    col = F.im2col(x, kernel, stride, pad, to_matrix=to_matrix)
+    back = F.col2im(col, x_shape, kernel, stride, pad, to_matrix=to_matrix)
+    np.testing.assert_allclose(back.data, x * _coverage(x_shape, kernel, stride, pad), rtol=1e-12)
+
+
+@pytest.mark.parametrize('x_shape,kernel,stride,pad', [c[1:] for c in WINDOW_CASES],
+                         ids=[c[0] for c in WINDOW_CASES])
+def test_im2col_tensor_layout_matches_matrix(x_shape, kernel, stride, pad):
+    x = rng.standard_normal(x_shape)
+    n, c, h, w = x_shape
+    (kh, kw), (sh, sw), (ph, pw) = _pair(kernel), _pair(stride), _pair(pad)
+    oh, ow = get_conv_outsize(h, kh, sh, ph), get_conv_outsize(w, kw, sw, pw)
+    tensor = F.im2col(x, kernel, stride, pad, to_matrix=False).data
+    matrix = F.im2col(x, kernel, stride, pad, to_matrix=True).data
+    assert tensor.shape == (n, c, kh, kw, oh, ow)
+    np.testing.assert_array_equal(tensor.transpose(0, 4, 5, 1, 2, 3).reshape(n * oh * ow, -1), matrix)
+    # One element checked by hand: patch (n=1, oy=oh-1, ox=0) at (c=0, i=kh-1, j=kw-1).
+    padded = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    assert tensor[-1, 0, -1, -1, -1, 0] == padded[-1, 0, (oh - 1) * sh + kh - 1, kw - 1]
+
+
+@pytest.mark.parametrize('to_matrix', [True, False])
+def test_im2col_tensor_form_gradients(to_matrix):
+    # The (N, C, KH, KW, OH, OW) form against unfold reshaped the same way.
+    x_shape, kernel, stride, pad = (1, 2, 5, 4), (2, 3), (2, 1), (1, 1)
+    n, c, h, w = x_shape
+    oh, ow = get_conv_outsize(h, 2, 2, 1), get_conv_outsize(w, 3, 1, 1)
+
+    def theirs(x):
+        cols = TF.unfold(x, kernel, padding=pad, stride=stride)
+        return cols.reshape(n, c, 2, 3, oh, ow) if not to_matrix else cols.transpose(1, 2).reshape(-1, 6 * c)
+
+    check_op(lambda x: F.im2col(x, kernel, stride, pad, to_matrix=to_matrix), theirs,
+             [rng.standard_normal(x_shape)])
+
+
+@pytest.mark.parametrize('x_shape,W_shape,stride,pad,bias', [c[1:] for c in CONV_CASES[:4]],
+                         ids=[c[0] for c in CONV_CASES[:4]])
+def test_conv2d_simple_equals_conv2d(x_shape, W_shape, stride, pad, bias):
+    x, W = rng.standard_normal(x_shape), rng.standard_normal(W_shape)
+    b = rng.standard_normal(W_shape[0]) if bias else None
+    gy = rng.standard_normal(F.conv2d(x, W, b, stride, pad).shape)
+    results = []
+    for op in (F.conv2d, F.conv2d_simple):
+        xv, Wv = Variable(x.copy()), Variable(W.copy())
+        y = op(xv, Wv, b, stride, pad)
+        (y * gy).sum().backward()
+        results.append((y.data, xv.grad.data, Wv.grad.data))
+    for ours, simple in zip(*results):
+        np.testing.assert_allclose(simple, ours, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize('x_shape,kernel,stride,pad', [c[1:] for c in POOL_CASES],
+                         ids=[c[0] for c in POOL_CASES])
+def test_pooling_simple_equals_pooling(x_shape, kernel, stride, pad):
+    x = rng.standard_normal(x_shape) - 5.0  # all negative: padding must not win in either
+    gy = rng.standard_normal(F.pooling(x, kernel, stride, pad).shape)
+    results = []
+    for op in (F.pooling, F.pooling_simple):
+        xv = Variable(x.copy())
+        y = op(xv, kernel, stride, pad)
+        (y * gy).sum().backward()
+        results.append((y.data, xv.grad.data))
+    for ours, simple in zip(*results):
+        np.testing.assert_array_equal(simple, ours)
+
+
+def test_max_pooling_padding_never_wins():
+    x = -1.0 - rng.uniform(size=(2, 2, 4, 5))
+    y = F.pooling(Variable(x), 3, 2, 1)
+    assert (y.data < -1.0).all()
+    np.testing.assert_array_equal(y.data, TF.max_pool2d(torch.from_numpy(x), 3, 2, 1).numpy())
+    # The corner window sees only pixels (0..1, 0..1): its maximum is theirs.
+    assert y.data[0, 0, 0, 0] == x[0, 0, :2, :2].max()
+
+
+def test_max_pooling_gradient_goes_to_first_maximum():
+    x = Variable(np.array([[[[1.0, 3.0], [3.0, 0.0]]]]))
+    F.pooling(x, 2, 2).backward()
+    np.testing.assert_array_equal(x.grad.data, [[[[0.0, 1.0], [0.0, 0.0]]]])
+
+
+def test_max_pooling_overlapping_windows_accumulate():
+    # With stride 1 the central 9 is the max of all four 2x2 windows, so it collects four gradients.
+    x = Variable(np.array([[[[0.0, 1.0, 0.0], [2.0, 9.0, 3.0], [0.0, 4.0, 0.0]]]]))
+    F.pooling(x, 2, 1).backward()
+    expected = np.zeros((1, 1, 3, 3))
+    expected[0, 0, 1, 1] = 4.0
+    np.testing.assert_array_equal(x.grad.data, expected)
+
+
+def test_pooling_gradient_is_differentiable_both_ways():
+    # Third order through Pooling2DGrad → Pooling2DWithIndexes → Pooling2DGrad against torch.
+    x = rng.standard_normal((1, 2, 5, 4))
+    xv, xt = Variable(x.copy()), torch.tensor(x, requires_grad=True)
+    gy = rng.standard_normal((1, 2, 2, 2))
+    gyv, gyt = Variable(gy.copy()), torch.tensor(gy, requires_grad=True)
+    v = rng.standard_normal(x.shape)
+
+    y = F.pooling(xv, 2, 2, 0)
+    (y * gyv).sum().backward(create_graph=True)
+    gx = xv.grad
+    gyv.cleargrad()
+    (gx * v).sum().backward(create_graph=True)  # d/dgy of <gx, v>: a gather of v
+    gather = gyv.grad
+    gyv.cleargrad()
+    (gather * gather).sum().backward()
+
+    yt = TF.max_pool2d(xt, 2, 2, 0)
+    (gxt,) = torch.autograd.grad((yt * gyt).sum(), xt, create_graph=True)
+    (gathert,) = torch.autograd.grad((gxt * torch.from_numpy(v)).sum(), gyt, create_graph=True)
+    np.testing.assert_allclose(gather.data, gathert.detach().numpy())
+    assert gyv.grad is None  # the gather of the constant v does not depend on gy
+
+
+def test_conv2d_third_order_against_torch():
+    x, W = rng.standard_normal((1, 2, 4, 4)), rng.standard_normal((2, 2, 3, 3))
+    xv, Wv = Variable(x.copy()), Variable(W.copy())
+    xt, Wt = torch.tensor(x, requires_grad=True), torch.tensor(W, requires_grad=True)
+    y = F.conv2d(xv, Wv, None, 1, 1)
+    (y * y * y).sum().backward(create_graph=True)
+    gW = Wv.grad
+    xv.cleargrad()
+    Wv.cleargrad()
+    (gW * gW).sum().backward(create_graph=True)
+    gx2 = xv.grad
+    xv.cleargrad()
+    Wv.cleargrad()
+    gx2.sum().backward()
+
+    yt = TF.conv2d(xt, Wt, None, 1, 1)
+    (gWt,) = torch.autograd.grad((yt ** 3).sum(), Wt, create_graph=True)
+    (gx2t,) = torch.autograd.grad((gWt * gWt).sum(), xt, create_graph=True)
+    g3x, g3W = torch.autograd.grad(gx2t.sum(), [xt, Wt])
+    np.testing.assert_allclose(gx2.data, gx2t.detach().numpy(), rtol=1e-9)
+    np.testing.assert_allclose(xv.grad.data, g3x.numpy(), rtol=1e-9)
+    np.testing.assert_allclose(Wv.grad.data, g3W.numpy(), rtol=1e-9)
+
+
+def test_conv2d_on_raw_input_gives_weight_gradient():
+    # A raw array input becomes a Constant: its gradient is skipped, the weight's is exact.
+    x, W = rng.standard_normal((2, 1, 6, 6)), rng.standard_normal((3, 1, 3, 3))
+    Wv = Variable(W.copy())
+    F.conv2d(x, Wv, None, 2, 1).sum().backward()
+    Wt = torch.tensor(W, requires_grad=True)
+    TF.conv2d(torch.from_numpy(x), Wt, None, 2, 1).sum().backward()
+    np.testing.assert_allclose(Wv.grad.data, Wt.grad.numpy(), rtol=1e-10)
+
+
+def test_backward_twice_recomputes_patches():
+    x, W = rng.standard_normal((2, 2, 5, 5)), rng.standard_normal((3, 2, 3, 3))
+    xv, Wv = Variable(x), Variable(W)
+    y = F.conv2d(xv, Wv, None, 1, 1).sum()
+    y.backward()
+    first = Wv.grad.data.copy()
+    Wv.cleargrad()
+    y.backward()
+    np.testing.assert_allclose(Wv.grad.data, first, rtol=1e-12)
+
+
+@pytest.mark.parametrize('name,op', [
+    ('conv2d', lambda x: F.conv2d(x, np.ones((2, 3, 3, 2), np.float32), np.ones(2, np.float32), 2, 1)),
+    ('conv2d_simple', lambda x: F.conv2d_simple(x, np.ones((2, 3, 3, 2), np.float32), None, 2, 1)),
+    ('deconv2d', lambda x: F.deconv2d(x, np.ones((3, 2, 3, 2), np.float32), np.ones(2, np.float32), 2, 1)),
+    ('pooling', lambda x: F.pooling(x, 2, 2, 1)),
+    ('pooling_simple', lambda x: F.pooling_simple(x, 2, 2, 1)),
+    ('average_pooling', lambda x: F.average_pooling(x, 3, 1, 1)),
+    ('im2col', lambda x: F.im2col(x, 3, 1, 1)),
+])
+def test_float32_stays_float32(name, op):
+    x = Variable(rng.standard_normal((2, 3, 5, 6)).astype(np.float32))
+    y = op(x)
+    y.backward()
+    assert y.dtype == np.float32, name
+    assert x.grad.dtype == np.float32, name
+
+
+def test_float32_weights_and_bias_gradients_stay_float32():
+    x = Variable(rng.standard_normal((2, 3, 5, 6)).astype(np.float32))
+    W = Variable(rng.standard_normal((4, 3, 3, 3)).astype(np.float32))
+    b = Variable(np.zeros(4, np.float32))
+    c = Variable(np.zeros(3, np.float32))
+    y = F.deconv2d(F.conv2d(x, W, b, 1, 1), W, c)
+    y.backward(create_graph=True)
+    assert y.dtype == np.float32
+    assert {x.grad.dtype, W.grad.dtype, b.grad.dtype, c.grad.dtype} == {np.dtype(np.float32)}
+
+
+def test_col2im_float32():
+    col = Variable(np.ones((2 * 3 * 4, 2 * 4), np.float32))
+    y = F.col2im(col, (2, 2, 4, 5), 2, 1, 0)
+    y.backward()
+    assert y.dtype == np.float32 and col.grad.dtype == np.float32
+
+
+def test_functions_conv_module_exports_the_family():
+    for name in ('conv2d', 'deconv2d', 'pooling', 'average_pooling', 'im2col', 'col2im',
+                 'conv2d_simple', 'pooling_simple'):
+        assert getattr(FC, name) is getattr(F, name)
+
+
+@pytest.mark.parametrize('call,message', [
+    (lambda: F.conv2d(np.ones((3, 5, 5)), np.ones((2, 3, 3, 3))), r'conv2d: expected x .*\(3, 5, 5\)'),
+    (lambda: F.conv2d(np.ones((1, 3, 5, 5)), np.ones((2, 4, 3, 3))), r'conv2d: W of shape \(2, 4, 3, 3\).*'
+                                                                     r'\(1, 3, 5, 5\)'),
+    (lambda: F.conv2d(np.ones((1, 3, 5, 5)), np.ones((2, 3, 3))), r'conv2d: W of shape \(2, 3, 3\)'),
+    (lambda: F.conv2d(np.ones((1, 3, 2, 5)), np.ones((2, 3, 5, 3)), pad=1),
+     r'conv2d: kernel 5x3 is larger than the padded input 4x7'),
+    (lambda: F.conv2d(np.ones((1, 3, 5, 5)), np.ones((2, 3, 3, 3)), np.ones(3)),
+     r'conv2d: b of shape \(3,\)'),
+    (lambda: F.conv2d(np.ones((1, 3, 5, 5)), np.ones((2, 3, 3, 3)), stride=0), 'conv2d: stride'),
+    (lambda: F.conv2d(np.ones((1, 3, 5, 5)), np.ones((2, 3, 3, 3)), pad=(1, 2, 3)), 'conv2d: pad'),
+    (lambda: F.conv2d_simple(np.ones((1, 3, 5, 5)), np.ones((2, 2, 3, 3))), r'conv2d: W of shape'),
+    (lambda: F.deconv2d(np.ones((1, 3, 5, 5)), np.ones((2, 3, 3, 3))),
+     r'deconv2d: W of shape \(2, 3, 3, 3\)'),
+    (lambda: F.deconv2d(np.ones((1, 2, 3, 3)), np.ones((2, 3, 3, 3)), stride=2, outsize=(9, 7)),
+     'deconv2d: output size'),
+    (lambda: F.pooling(np.ones((2, 5, 5)), 2), r'pooling: expected x .*\(2, 5, 5\)'),
+    (lambda: F.pooling(np.ones((1, 1, 3, 3)), 4, 1, 0), r'pooling: kernel 4x4 is larger .* 3x3'),
+    (lambda: F.pooling(np.ones((1, 1, 3, 3)), 2, 1, 2), 'pooling: pad'),
+    (lambda: F.pooling_simple(np.ones((1, 1, 3, 3)), (4, 1)), 'pooling: kernel 4x1'),
+    (lambda: F.average_pooling(np.ones((1, 1, 3, 3)), 2, 0), 'average_pooling: stride'),
+    (lambda: F.im2col(np.ones((1, 1, 3, 3)), 5), 'im2col: kernel 5x5'),
+    (lambda: F.col2im(np.ones((4, 5)), (1, 1, 3, 3), 2), r'col2im: col of shape \(4, 5\)'),
+])
+def test_bad_input_raises_clear_error(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
