@@ -9,6 +9,18 @@ Example::
     y.backward()
     x.grad  # variable(6.0)
 """
+from dezero import (  # noqa: F401,E402  # noqa: F401,E402
+    cuda,
+    dataloaders,
+    datasets,
+    functions,
+    functions_conv,
+    layers,
+    models,
+    optimizers,
+    transforms,
+    utils,
+)
 from dezero.core import (  # noqa: F401
     Config,
     Function,
@@ -21,11 +33,9 @@ from dezero.core import (  # noqa: F401
     test_mode,
     using_config,
 )
-from dezero import cuda, functions, functions_conv, utils  # noqa: F401,E402
-from dezero import layers, models, optimizers, datasets, dataloaders, transforms  # noqa: F401,E402
+from dezero.dataloaders import DataLoader, SeqDataLoader  # noqa: F401,E402
+from dezero.datasets import Dataset  # noqa: F401,E402
 from dezero.layers import Layer  # noqa: F401,E402
 from dezero.models import Model  # noqa: F401,E402
-from dezero.datasets import Dataset  # noqa: F401,E402
-from dezero.dataloaders import DataLoader, SeqDataLoader  # noqa: F401,E402
 
 __version__ = '0.1.0'

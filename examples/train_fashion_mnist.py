@@ -43,7 +43,7 @@ def progress(loader: DataLoader, description: str):
         from tqdm import tqdm
     except ImportError:  # tqdm is the optional 'progress' extra: plain iteration without it
         return loader
-    return tqdm(loader, total=loader.max_iter, desc=description, leave=False, ncols=80)
+    return tqdm(loader, total=loader.max_iter, desc=description, leave=False, ncols=80, mininterval=0.5)
 
 
 def evaluate(model: dezero.Model, loader: DataLoader) -> tuple[float, float]:

@@ -58,8 +58,12 @@ def check_op(ours: Callable[..., Variable], theirs: Callable[..., torch.Tensor],
         return
 
     gy = rng.standard_normal(y.shape)
-    (y * gy).sum().backward(create_graph=second_order)
-    gts = torch.autograd.grad((yt * to_torch(gy)).sum(), [ts[i] for i in wrt], create_graph=second_order)
+    # The upstream gradient is a Variable too, so the second-order check also covers backward's
+    # dependence on gy (a backward that treats gy as a constant fails there).
+    gy_var = Variable(gy.copy())
+    gy_t = to_torch(gy, requires_grad=second_order)
+    (y * gy_var).sum().backward(create_graph=second_order)
+    gts = torch.autograd.grad((yt * gy_t).sum(), [ts[i] for i in wrt], create_graph=second_order)
     for i, gt in zip(wrt, gts):
         assert xs[i].grad is not None, f'no gradient for input {i}'
         _assert_close(xs[i].grad.data, gt.detach().numpy(), f'gradient of input {i}', rtol, atol)
@@ -79,6 +83,7 @@ def check_op(ours: Callable[..., Variable], theirs: Callable[..., torch.Tensor],
         first = [xs[i].grad for i in wrt]
         for i in wrt:
             xs[i].cleargrad()
+        gy_var.cleargrad()
         total = sum((g * v).sum() for g, v in zip(first, vs))
         total.backward()
         total_t = sum((g * to_torch(v)).sum() for g, v in zip(gts, vs))
@@ -88,8 +93,9 @@ def check_op(ours: Callable[..., Variable], theirs: Callable[..., torch.Tensor],
                     _assert_close(xs[i].grad.data, np.zeros(inputs[i].shape), f'second order of {i}',
                                   rtol, atol)
             return
-        seconds = torch.autograd.grad(total_t, [ts[i] for i in wrt], allow_unused=True)
-        for i, st in zip(wrt, seconds):
-            expected = np.zeros(inputs[i].shape) if st is None else st.detach().numpy()
-            got = np.zeros(inputs[i].shape) if xs[i].grad is None else xs[i].grad.data
+        seconds = torch.autograd.grad(total_t, [ts[i] for i in wrt] + [gy_t], allow_unused=True)
+        for i, st in zip(list(wrt) + ['gy'], seconds):
+            target = gy_var if i == 'gy' else xs[i]
+            expected = np.zeros(target.shape) if st is None else st.detach().numpy()
+            got = np.zeros(target.shape) if target.grad is None else target.grad.data
             _assert_close(got, expected, f'second-order gradient of input {i}', rtol, atol)

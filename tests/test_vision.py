@@ -23,6 +23,7 @@ from dezero.download import DownloadError
 from dezero.models import VGG16, ResNet, ResNet50, ResNet101, ResNet152, SqueezeNet
 
 BN_EPS = 2e-5  # BatchNorm's default, as in the book
+torch.set_num_threads(1)  # the reference is small; extra threads only fight pytest-xdist workers
 
 
 # =============================================================================

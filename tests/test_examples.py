@@ -1,0 +1,250 @@
+"""Smoke tests of the scripts in ``examples/``: each ``main(argv)`` runs with tiny settings, writes its
+PNG (checked by signature) under a temporary directory, and returns finite metrics.
+
+The scripts are loaded from their files with importlib, as they are not part of the package.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+
+import dezero
+import dezero.functions as F
+from dezero import Variable
+
+EXAMPLES_DIR = Path(__file__).resolve().parent.parent / 'examples'
+PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
+
+needs_dot = pytest.mark.skipif(shutil.which('dot') is None, reason='Graphviz dot is not installed')
+
+
+def load_example(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f'example_{name}', EXAMPLES_DIR / f'{name}.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def assert_png(path: Path) -> None:
+    assert path.is_file(), f'{path} was not written'
+    with open(path, 'rb') as f:
+        assert f.read(8) == PNG_SIGNATURE, f'{path} is not a PNG file'
+    leftovers = [p.name for p in path.parent.iterdir() if p.name.endswith('.tmp')]
+    assert not leftovers, f'temporary files left behind: {leftovers}'
+
+
+def assert_finite(values: list[float], what: str) -> None:
+    assert len(values) > 0, f'no {what} recorded'
+    assert np.all(np.isfinite(values)), f'{what} not finite: {values}'
+
+
+def fashion_mnist_available() -> bool:
+    try:
+        dezero.datasets.FashionMNIST(train=False)
+    except (FileNotFoundError, OSError):
+        return False
+    return True
+
+
+needs_fashion = pytest.mark.skipif(not fashion_mnist_available(), reason='Fashion-MNIST files not found')
+
+
+# =============================================================================
+# Graph examples
+# =============================================================================
+@needs_dot
+def test_taylor_sin_matches_sin_and_cos(tmp_path: Path) -> None:
+    example = load_example('taylor_sin')
+    result = example.main(['--out-dir', str(tmp_path)])
+    x = np.pi / 4
+    # With threshold 1e-4 the first omitted term is x^9/9! ~ 3e-7.
+    assert result['value'] == pytest.approx(np.sin(x), abs=1e-6)
+    assert result['grad'] == pytest.approx(np.cos(x), abs=1e-5)
+    assert result['exact_value'] == pytest.approx(np.sin(x), abs=1e-15)
+    assert_png(tmp_path / 'taylor_sin.png')
+
+
+def test_my_sin_with_tiny_threshold_is_exact() -> None:
+    example = load_example('taylor_sin')
+    x = Variable(np.array([0.3, -1.2, 2.5]))
+    y = example.my_sin(x, threshold=1e-150)
+    F.sum(y).backward()
+    np.testing.assert_allclose(y.data, np.sin(x.data), rtol=0, atol=1e-14)
+    np.testing.assert_allclose(x.grad.data, np.cos(x.data), rtol=0, atol=1e-14)
+
+
+@needs_dot
+def test_tanh_higher_order_matches_polynomial_derivatives(tmp_path: Path) -> None:
+    example = load_example('tanh_higher_order')
+    result = example.main(['--iters', '3', '--x', '0.7', '--out-dir', str(tmp_path)])
+    t = np.tanh(0.7)
+    hand_written = [1 - t ** 2, -2 * t * (1 - t ** 2), (1 - t ** 2) * (6 * t ** 2 - 2)]
+    np.testing.assert_allclose(result['exact'][:3], hand_written, rtol=1e-12)
+    assert len(result['derivatives']) == 4
+    np.testing.assert_allclose(result['derivatives'], result['exact'], rtol=1e-10)
+    assert_png(tmp_path / 'tanh.png')
+
+
+def test_tanh_higher_order_rejects_negative_iters(tmp_path: Path) -> None:
+    example = load_example('tanh_higher_order')
+    with pytest.raises(SystemExit):
+        example.main(['--iters', '-1', '--out-dir', str(tmp_path)])
+
+
+# =============================================================================
+# Training examples (tiny settings)
+# =============================================================================
+@pytest.mark.slow
+@pytest.mark.parametrize('cell', ['rnn', 'lstm'])
+def test_rnn_sin_curve(tmp_path: Path, cell: str) -> None:
+    example = load_example('rnn_sin_curve')
+    result = example.main(['--cell', cell, '--epochs', '2', '--max-iters', '30', '--hidden-size', '20',
+                           '--out-dir', str(tmp_path)])
+    assert len(result['losses']) == 2
+    assert_finite(result['losses'], 'losses')
+    assert np.isfinite(result['test_mse'])
+    assert_png(tmp_path / f'{cell}_sin_curve.png')
+
+
+@pytest.mark.slow
+@needs_fashion
+def test_cnn_fashion_mnist(tmp_path: Path) -> None:
+    example = load_example('cnn_fashion_mnist')
+    history = example.main(['--epochs', '1', '--train-size', '128', '--test-size', '64',
+                            '--out-dir', str(tmp_path)])
+    for key in ('train_loss', 'test_loss', 'train_acc', 'test_acc'):
+        assert len(history[key]) == 1
+        assert_finite(history[key], key)
+    assert 0.0 <= history['test_acc'][0] <= 1.0
+    assert_png(tmp_path / 'cnn_fashion_mnist.png')
+    with np.load(tmp_path / 'cnn_fashion_mnist.npz') as weights:
+        assert weights['conv1/W'].shape == (32, 1, 3, 3)
+        assert weights['fc2/W'].shape == (128, 10)
+
+
+def test_cnn_nll_loss_is_mean_negative_log_probability() -> None:
+    example = load_example('cnn_fashion_mnist')
+    log_probs = Variable(np.log(np.array([[0.2, 0.8], [0.6, 0.4], [0.5, 0.5]])))
+    t = np.array([1, 0, 1])
+    loss = example.nll_loss(log_probs, t)
+    assert float(loss.data) == pytest.approx(-(np.log(0.8) + np.log(0.6) + np.log(0.5)) / 3)
+    loss.backward()
+    expected = np.zeros((3, 2))
+    expected[np.arange(3), t] = -1 / 3
+    np.testing.assert_allclose(log_probs.grad.data, expected)
+
+
+@pytest.mark.slow
+@needs_fashion
+def test_gan_fashion_mnist(tmp_path: Path) -> None:
+    example = load_example('gan_fashion_mnist')
+    history = example.main(['--epochs', '2', '--train-size', '256', '--batch-size', '64', '--max-iters', '2',
+                            '--sample-every', '1', '--out-dir', str(tmp_path)])
+    for key in ('loss_d', 'loss_g'):
+        assert len(history[key]) == 2
+        assert_finite(history[key], key)
+    assert_png(tmp_path / 'gan_fashion_mnist_epoch1.png')
+    assert_png(tmp_path / 'gan_fashion_mnist_epoch2.png')
+    assert_png(tmp_path / 'gan_fashion_mnist.png')
+
+
+def test_gan_networks_shapes() -> None:
+    example = load_example('gan_fashion_mnist')
+    generator, discriminator = example.Generator(), example.Discriminator()
+    images = generator(example.sample_noise(5, 8))
+    assert images.shape == (5, 1, 28, 28)
+    assert images.dtype == np.float32
+    assert np.all((images.data > 0) & (images.data < 1))
+    assert discriminator(images).shape == (5, 1)
+
+
+@pytest.mark.slow
+@needs_fashion
+def test_vae_fashion_mnist(tmp_path: Path) -> None:
+    example = load_example('vae_fashion_mnist')
+    history = example.main(['--epochs', '1', '--train-size', '256', '--test-size', '100',
+                            '--latent-size', '4', '--out-dir', str(tmp_path)])
+    for key in ('loss', 'reconstruction', 'kl', 'test_loss'):
+        assert_finite(history[key], key)
+    assert history['kl'][0] >= 0
+    assert history['loss'][0] == pytest.approx(history['reconstruction'][0] + history['kl'][0], rel=1e-5)
+    assert_png(tmp_path / 'vae_fashion_mnist.png')
+
+
+def test_vae_loss_matches_formula() -> None:
+    example = load_example('vae_fashion_mnist')
+    rng = np.random.default_rng(0)
+    logits = Variable(rng.standard_normal((3, 4)))
+    x = rng.uniform(size=(3, 4))
+    mu, log_var = Variable(rng.standard_normal((3, 2))), Variable(rng.standard_normal((3, 2)))
+    total, reconstruction, kl = example.vae_loss(logits, x, mu, log_var)
+    p = 1 / (1 + np.exp(-logits.data))
+    expected_bce = -np.sum(x * np.log(p) + (1 - x) * np.log(1 - p)) / 3
+    expected_kl = -0.5 * np.sum(1 + log_var.data - mu.data ** 2 - np.exp(log_var.data)) / 3
+    assert float(reconstruction.data) == pytest.approx(expected_bce, rel=1e-10)
+    assert float(kl.data) == pytest.approx(expected_kl, rel=1e-10)
+    assert float(total.data) == pytest.approx(expected_bce + expected_kl, rel=1e-10)
+
+
+# =============================================================================
+# VGG16
+# =============================================================================
+def test_vgg16_missing_weights_exits_with_instructions(tmp_path: Path) -> None:
+    env = dict(os.environ, DEZERO_CACHE_DIR=str(tmp_path))
+    result = subprocess.run([sys.executable, str(EXAMPLES_DIR / 'vgg16_classify.py'),
+                             '--out-dir', str(tmp_path / 'out')],
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert 'vgg16.npz' in result.stderr
+    assert str(tmp_path) in result.stderr
+    assert 'Traceback' not in result.stderr
+    assert not (tmp_path / 'out').exists()
+
+
+def test_vgg16_classify_flow_with_stand_in_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture) -> None:
+    """The script's path after the weights are found, with a tiny stand-in for the real network."""
+    pytest.importorskip('PIL')
+    pytest.importorskip('matplotlib')
+    example = load_example('vgg16_classify')
+    real_vgg16 = example.VGG16
+    seen_shapes = []
+
+    class StandInVGG16:
+        WEIGHTS_PATH = real_vgg16.WEIGHTS_PATH
+        preprocess = staticmethod(real_vgg16.preprocess)
+
+        def __init__(self, pretrained: bool = False) -> None:
+            assert pretrained
+
+        def __call__(self, x: np.ndarray) -> Variable:
+            seen_shapes.append(x.shape)
+            logits = np.zeros((1, 1000), dtype=np.float32)
+            logits[0, 340] = 5.0  # the ImageNet id of "zebra"
+            logits[0, 7] = 3.0
+            return Variable(logits)
+
+    monkeypatch.setenv('DEZERO_CACHE_DIR', str(tmp_path))
+    monkeypatch.setattr(example, 'VGG16', StandInVGG16)
+    (tmp_path / 'vgg16.npz').write_bytes(b'')  # only its presence is checked before loading
+    labels = {i: f'class number {i}' for i in range(1000)}
+    labels[340] = 'zebra'
+    (tmp_path / 'imagenet1000_clsidx_to_labels.txt').write_text(repr(labels))
+
+    status = example.main(['--top', '3', '--out-dir', str(tmp_path / 'out')])
+    assert status == 0
+    assert seen_shapes == [(1, 3, 224, 224)]
+    lines = capsys.readouterr().out.splitlines()
+    ranked = [line for line in lines if line[:2] in ('1.', '2.', '3.')]
+    assert ranked[0].startswith('1. zebra (id 340)')
+    assert ranked[1].startswith('2. class number 7 (id 7)')
+    assert len(ranked) == 3
+    assert_png(tmp_path / 'out' / 'vgg16_classify.png')
