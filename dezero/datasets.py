@@ -498,6 +498,15 @@ class CIFAR100(CIFAR10):
 # =============================================================================
 # ImageNet labels and Shakespeare text
 # =============================================================================
+def _read_text(owner: str, path: str) -> str:
+    """The whole of a UTF-8 text file; anything else raises ValueError naming ``owner`` and the file."""
+    try:
+        with open(path, encoding='utf-8') as f:
+            return f.read()
+    except UnicodeDecodeError as e:
+        raise ValueError(f'{owner}: {path} is not UTF-8 text ({e})') from None
+
+
 class ImageNet(Dataset):
     """Only the 1000 ImageNet class names (``ImageNet.labels()``); the images are not distributed."""
 
@@ -517,11 +526,7 @@ class ImageNet(Dataset):
         (parsed as a literal, never evaluated) or one class name per line.
         """
         path = _locate('ImageNet.labels', cls.file_name, [cls.url], [cls.file_name])
-        try:
-            with open(path, encoding='utf-8') as f:
-                text = f.read()
-        except UnicodeDecodeError as e:
-            raise ValueError(f'ImageNet.labels: {path} is not UTF-8 text ({e})') from None
+        text = _read_text('ImageNet.labels', path)
         if not text.lstrip().startswith('{'):
             return dict(enumerate(line.strip() for line in text.splitlines() if line.strip()))
         try:
@@ -546,11 +551,7 @@ class Shakespear(Dataset):
 
     def prepare(self) -> None:
         path = _locate('Shakespear', self.file_name, [self.url], [self.file_name])
-        try:
-            with open(path, encoding='utf-8') as f:
-                text = f.read()
-        except UnicodeDecodeError as e:
-            raise ValueError(f'Shakespear: {path} is not UTF-8 text ({e})') from None
+        text = _read_text('Shakespear', path)
         if len(text) < 2:
             raise ValueError(f'Shakespear: {path} holds {len(text)} characters, need at least 2')
         codes = np.frombuffer(text.encode('utf-32-le'), dtype='<u4')

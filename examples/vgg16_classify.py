@@ -117,7 +117,11 @@ def main(argv: Sequence[str] | None = None) -> int:
               "(pip install 'dezero[image]')", file=sys.stderr)
         return 1
 
-    image, source = load_image(args.image)
+    try:
+        image, source = load_image(args.image)
+    except OSError as e:  # missing or unreadable image file
+        print(f'vgg16_classify: cannot read the image {args.image}: {e}', file=sys.stderr)
+        return 1
     print(f'image: {source}')
     start = time.perf_counter()
     try:
@@ -137,9 +141,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     top_ids = np.argsort(probabilities)[::-1][:args.top]
     top = []
     for rank, class_id in enumerate(top_ids, start=1):
-        name = labels.get(int(class_id), '?') if labels else f'class {class_id}'
+        if labels:
+            name = labels.get(int(class_id), '?')
+            print(f'{rank}. {name} (id {class_id}): {probabilities[class_id]:.4f}')
+        else:
+            name = f'id {class_id}'
+            print(f'{rank}. {name}: {probabilities[class_id]:.4f}')
         top.append((name, float(probabilities[class_id])))
-        print(f'{rank}. {name} (id {class_id}): {probabilities[class_id]:.4f}')
 
     os.makedirs(args.out_dir, exist_ok=True)
     path = os.path.join(args.out_dir, 'vgg16_classify.png')

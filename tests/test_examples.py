@@ -209,8 +209,9 @@ def test_vgg16_missing_weights_exits_with_instructions(tmp_path: Path) -> None:
     assert not (tmp_path / 'out').exists()
 
 
+@pytest.mark.parametrize('with_labels', [True, False])
 def test_vgg16_classify_flow_with_stand_in_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                 capsys: pytest.CaptureFixture) -> None:
+                                                 capsys: pytest.CaptureFixture, with_labels: bool) -> None:
     """The script's path after the weights are found, with a tiny stand-in for the real network."""
     pytest.importorskip('PIL')
     pytest.importorskip('matplotlib')
@@ -235,16 +236,35 @@ def test_vgg16_classify_flow_with_stand_in_model(tmp_path: Path, monkeypatch: py
     monkeypatch.setenv('DEZERO_CACHE_DIR', str(tmp_path))
     monkeypatch.setattr(example, 'VGG16', StandInVGG16)
     (tmp_path / 'vgg16.npz').write_bytes(b'')  # only its presence is checked before loading
-    labels = {i: f'class number {i}' for i in range(1000)}
-    labels[340] = 'zebra'
-    (tmp_path / 'imagenet1000_clsidx_to_labels.txt').write_text(repr(labels))
+    if with_labels:
+        labels = {i: f'class number {i}' for i in range(1000)}
+        labels[340] = 'zebra'
+        (tmp_path / 'imagenet1000_clsidx_to_labels.txt').write_text(repr(labels))
 
     status = example.main(['--top', '3', '--out-dir', str(tmp_path / 'out')])
     assert status == 0
     assert seen_shapes == [(1, 3, 224, 224)]
-    lines = capsys.readouterr().out.splitlines()
-    ranked = [line for line in lines if line[:2] in ('1.', '2.', '3.')]
-    assert ranked[0].startswith('1. zebra (id 340)')
-    assert ranked[1].startswith('2. class number 7 (id 7)')
+    out = capsys.readouterr().out
+    ranked = [line for line in out.splitlines() if line[:2] in ('1.', '2.', '3.')]
     assert len(ranked) == 3
+    if with_labels:
+        assert ranked[0].startswith('1. zebra (id 340): ')
+        assert ranked[1].startswith('2. class number 7 (id 7): ')
+    else:
+        assert ranked[0].startswith('1. id 340: ')
+        assert ranked[1].startswith('2. id 7: ')
+        assert 'imagenet1000_clsidx_to_labels.txt' in out
+    p_top = float(ranked[0].rsplit(':', 1)[1])
+    assert p_top == pytest.approx(np.exp(5) / (np.exp(5) + np.exp(3) + 998), abs=1e-4)
     assert_png(tmp_path / 'out' / 'vgg16_classify.png')
+
+
+def test_vgg16_unreadable_image_exits_with_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture) -> None:
+    pytest.importorskip('PIL')
+    example = load_example('vgg16_classify')
+    monkeypatch.setenv('DEZERO_CACHE_DIR', str(tmp_path))
+    (tmp_path / 'vgg16.npz').write_bytes(b'')
+    missing = tmp_path / 'no_such_image.jpg'
+    assert example.main([str(missing), '--out-dir', str(tmp_path / 'out')]) == 1
+    assert str(missing) in capsys.readouterr().err

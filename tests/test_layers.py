@@ -414,3 +414,11 @@ def test_layer_norm_layer_matches_torch():
                                         torch.tensor(layer.beta.data), eps=1e-5)
     np.testing.assert_allclose(y.data, yt.numpy(), rtol=1e-5, atol=1e-6)
     assert y.dtype == np.float32 and [n for n, _ in layer.named_params()] == ['gamma', 'beta']
+
+
+def test_batchnorm_with_size_creates_parameters_at_construction():
+    bn = L.BatchNorm(size=4)
+    assert [p.shape for p in bn.params()] == [(4,), (4,)]
+    assert bn.avg_mean.shape == (4,) and bn.avg_var.dtype == np.float32
+    y = bn(np.random.default_rng(0).standard_normal((8, 4)).astype(np.float32))
+    assert y.shape == (8, 4) and y.dtype == np.float32

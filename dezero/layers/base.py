@@ -362,11 +362,14 @@ class BatchNorm(Layer):
 
     ``gamma``/``beta`` (Parameters) and the running statistics ``avg_mean``/``avg_var`` (buffers: saved
     with the weights, never trained) have shape ``(C,)`` = ``(x.shape[1],)`` and the input's dtype; they
-    are created at the first call. In training mode the batch statistics are used and the running ones
-    updated in place (``avg = decay * avg + (1 - decay) * batch``); in test mode the running ones are used.
+    are created at the first call, or at construction when ``size`` (C) is given (then in ``dtype``),
+    so that a network's parameters exist, and a weight file is checked completely, before any call.
+    In training mode the batch statistics are used and the running ones updated in place
+    (``avg = decay * avg + (1 - decay) * batch``); in test mode the running ones are used.
     """
 
-    def __init__(self, decay: float = 0.9, eps: float = 2e-5) -> None:
+    def __init__(self, decay: float = 0.9, eps: float = 2e-5, size: int | None = None,
+                 dtype: Any = np.float32) -> None:
         super().__init__()
         self.decay = decay
         self.eps = eps
@@ -374,10 +377,10 @@ class BatchNorm(Layer):
         self.beta = Parameter(None, name='beta')
         self.register_buffer('avg_mean', None)
         self.register_buffer('avg_var', None)
+        if size is not None:
+            self._init_params(np, size, np.dtype(dtype))
 
-    def _init_params(self, x: Any) -> None:
-        xp = get_array_module(x)
-        size, dtype = x.shape[1], x.dtype
+    def _init_params(self, xp: Any, size: int, dtype: Any) -> None:
         if self.gamma.data is None:
             self.gamma.data = xp.ones(size, dtype=dtype)
         if self.beta.data is None:
@@ -392,7 +395,7 @@ class BatchNorm(Layer):
             if x.ndim not in (2, 4):
                 raise ValueError(f'BatchNorm: expected an input of shape (N, C) or (N, C, H, W), '
                                  f'got shape {x.shape}')
-            self._init_params(x)
+            self._init_params(get_array_module(x), x.shape[1], x.dtype)
         return F.batch_norm(x, self.gamma, self.beta, self.avg_mean, self.avg_var,
                             decay=self.decay, eps=self.eps)
 

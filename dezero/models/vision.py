@@ -1,8 +1,7 @@
 """Image classification networks: VGG16, ResNet-50/101/152 and SqueezeNet 1.1, optionally pretrained.
 
-Convolutions and linear layers are built with their input size known, so their parameters exist (and
-can be counted, saved or loaded) right after construction; only ResNet's batch normalisation, whose
-size ``BatchNorm()`` takes from its first input, waits for a call or a weights file.
+Every layer is built with its input size known (batch normalisation with ``BatchNorm(size=C)``), so the
+parameters exist, and can be counted, saved or loaded with every name checked, right after construction.
 
 ``pretrained=True`` resolves the weights file first (in the cache directory, ``~/.dezero`` or
 ``$DEZERO_CACHE_DIR``, downloading it from the class's ``WEIGHTS_PATH`` when absent) and loads it with
@@ -170,15 +169,15 @@ class Bottleneck(Layer):
     def __init__(self, in_channels: int, mid_channels: int, out_channels: int, stride: int = 1) -> None:
         super().__init__()
         self.conv1 = Conv2d(mid_channels, 1, stride, 0, nobias=True, in_channels=in_channels)
-        self.bn1 = BatchNorm()
+        self.bn1 = BatchNorm(size=mid_channels)
         self.conv2 = Conv2d(mid_channels, 3, 1, 1, nobias=True, in_channels=mid_channels)
-        self.bn2 = BatchNorm()
+        self.bn2 = BatchNorm(size=mid_channels)
         self.conv3 = Conv2d(out_channels, 1, 1, 0, nobias=True, in_channels=mid_channels)
-        self.bn3 = BatchNorm()
+        self.bn3 = BatchNorm(size=out_channels)
         self.has_projection = stride != 1 or in_channels != out_channels
         if self.has_projection:
             self.conv4 = Conv2d(out_channels, 1, stride, 0, nobias=True, in_channels=in_channels)
-            self.bn4 = BatchNorm()
+            self.bn4 = BatchNorm(size=out_channels)
 
     def forward(self, x: Variable) -> Variable:
         h = relu(self.bn1(self.conv1(x)))
@@ -236,7 +235,7 @@ class ResNet(Model):
         path = _weights_file(f'ResNet{n_layers}', self.WEIGHTS_PATH.format(n_layers)) if pretrained else None
         blocks = _RESNET_BLOCKS[n_layers]
         self.conv1 = Conv2d(64, 7, 2, 3, in_channels=3)
-        self.bn1 = BatchNorm()
+        self.bn1 = BatchNorm(size=64)
         self.res2 = BuildingBlock(blocks[0], 64, 64, 256, 1)
         self.res3 = BuildingBlock(blocks[1], 256, 128, 512, 2)
         self.res4 = BuildingBlock(blocks[2], 512, 256, 1024, 2)
