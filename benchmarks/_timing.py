@@ -1,7 +1,18 @@
-"""Shared timing helpers: run our code and PyTorch alternately and report median ratios."""
+"""Shared timing helpers: run our code and PyTorch alternately and report median ratios.
+
+Import this module before NumPy and torch. Both libraries keep worker threads spinning after each
+parallel call (OpenBLAS for ~0.1 s, OpenMP for a while too); when the two alternate, one library's
+spinning threads take the cores the other needs, and both measure several times slower than they run
+alone. Making idle threads sleep at once removes that interference without changing the computation.
+"""
 from __future__ import annotations
 
-import statistics
+import os
+
+os.environ.setdefault('OPENBLAS_THREAD_TIMEOUT', '4')  # log2 of the spin cycles; 4 is the minimum
+os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
+
+import statistics  # noqa: E402
 import time
 from collections.abc import Callable
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 import os
 import sys
 
-import numpy as np
-import torch
-
 sys.path.insert(0, os.path.dirname(__file__))
-from _timing import alternate, report  # noqa: E402
+from _timing import alternate, report  # noqa: I001  (first: it configures thread pools)
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 import dezero.functions as F  # noqa: E402
 from dezero import optimizers  # noqa: E402

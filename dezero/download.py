@@ -6,17 +6,15 @@ call, so a test or a shared machine can point DeZero elsewhere without touching 
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import http.client
 import os
 import sys
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
-from typing import Any
+
+from dezero._files import atomic_file
 
 # The book's location; ``get_cache_dir()`` is what library code asks, so the variable can override it.
 cache_dir = os.path.join(os.path.expanduser('~'), '.dezero')
@@ -88,19 +86,6 @@ class _Progress:
             sys.stderr.flush()
 
 
-@contextlib.contextmanager
-def _temporary_file(path: str) -> Iterator[tuple[Any, str]]:
-    """A temporary file beside ``path``, removed unless the caller has moved it into place."""
-    directory, base = os.path.split(path)
-    fd, tmp_path = tempfile.mkstemp(prefix=f'.{base}.', suffix='.part', dir=directory)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            yield f, tmp_path
-    finally:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
-
-
 def get_file(url: str, file_name: str | None = None, sha256: str | None = None) -> str:
     """Return the local path of ``url`` in the cache directory, downloading it the first time.
 
@@ -123,7 +108,7 @@ def get_file(url: str, file_name: str | None = None, sha256: str | None = None) 
     except ValueError as e:
         raise ValueError(f'get_file: invalid URL {url!r}: {e}') from None
 
-    with _temporary_file(path) as (out, tmp_path):
+    with atomic_file(path, suffix='.part') as tmp_path, open(tmp_path, 'wb') as out:
         digest = hashlib.sha256()
         try:
             with urllib.request.urlopen(request, timeout=_TIMEOUT_S) as response:
@@ -156,5 +141,4 @@ def get_file(url: str, file_name: str | None = None, sha256: str | None = None) 
                 f'get_file: the SHA-256 of the file {name!r} downloaded from {url} is '
                 f'{digest.hexdigest()}, expected {sha256.lower()}; it was discarded',
                 f'SHA-256 mismatch for {name}')
-        os.replace(tmp_path, path)
     return path

@@ -4,12 +4,12 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from dezero._files import atomic_file  # noqa: F401  (public here for scripts)
 from dezero.core import Function, Variable, _sum_to_array, as_array, as_variable
 from dezero.cuda import as_numpy, get_array_module
 from dezero.download import DownloadError, cache_dir, get_cache_dir, get_file  # noqa: F401
@@ -75,18 +75,11 @@ def plot_dot_graph(output: Variable, verbose: bool = True, to_file: str = 'graph
         raise RuntimeError('plot_dot_graph: the Graphviz program "dot" was not found on PATH; install '
                            'Graphviz (e.g. apt-get install graphviz) to plot graphs')
     extension = os.path.splitext(to_file)[1][1:] or 'png'
-    directory = os.path.dirname(os.path.abspath(to_file))
-    fd, tmp_path = tempfile.mkstemp(suffix='.' + extension, dir=directory)
-    os.close(fd)
-    try:
+    with atomic_file(to_file) as tmp_path:
         result = subprocess.run([dot, '-T', extension, '-o', tmp_path], input=get_dot_graph(output, verbose),
                                 text=True, capture_output=True)
         if result.returncode != 0:
             raise RuntimeError(f'plot_dot_graph: dot failed writing {to_file}: {result.stderr.strip()}')
-        os.replace(tmp_path, to_file)
-    finally:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
 
 
 # =============================================================================

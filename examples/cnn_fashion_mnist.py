@@ -5,10 +5,14 @@ conv 32 (3x3) → ReLU → conv 64 (3x3) → ReLU → max-pool 2 → dropout 0.2
 dropout 0.5 → fc 10 → log-softmax, trained on the negative log-likelihood with AdaDelta (lr 0.5),
 batch 64. Test accuracy is measured in test mode (dropout off) after every epoch.
 
-Run: ``python examples/cnn_fashion_mnist.py [--epochs 3] [--train-size 0] [--test-size 0]``
+Measured with the defaults (seed 0): test accuracy 88.8% after epoch 1, 90.5% after 2, 90.9% after
+3 and 91.6% after 4, so the default of 4 epochs clears 90% with a margin. Each epoch took 3 to 7
+minutes on two CPU cores shared with other jobs (16 minutes for the four), with
+``OPENBLAS_NUM_THREADS=1``.
+
+Run: ``python examples/cnn_fashion_mnist.py [--epochs 4] [--train-size 0] [--test-size 0]``
 (sizes of 0 use the whole set). Needs the Fashion-MNIST IDX files (Debian's
-``dataset-fashion-mnist`` or ``~/.dezero``). Pure NumPy convolutions are slow: about ten minutes per
-epoch on two CPU cores. Writes ``out/cnn_fashion_mnist.npz`` (weights) and
+``dataset-fashion-mnist`` or ``~/.dezero``). Writes ``out/cnn_fashion_mnist.npz`` (weights) and
 ``out/cnn_fashion_mnist.png`` (loss and accuracy curves).
 """
 from __future__ import annotations
@@ -19,6 +23,7 @@ import time
 from collections.abc import Sequence
 
 import numpy as np
+from _plotting import plot_training_curves
 
 import dezero
 import dezero.functions as F
@@ -84,34 +89,9 @@ def evaluate(model: Model, loader: DataLoader) -> tuple[float, float]:
     return total_loss / count, total_correct / count
 
 
-def plot_curves(history: dict[str, list[float]], path: str) -> None:
-    """Loss and accuracy per epoch, train and test side by side, written atomically to ``path``."""
-    import matplotlib
-
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-
-    epochs = np.arange(1, len(history['train_loss']) + 1)
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
-    for split, marker in (('train', 'o-'), ('test', 's-')):
-        ax_loss.plot(epochs, history[f'{split}_loss'], marker, label=split)
-        ax_acc.plot(epochs, history[f'{split}_acc'], marker, label=split)
-    ax_loss.set(xlabel='epoch', ylabel='NLL loss', title='loss')
-    ax_acc.set(xlabel='epoch', ylabel='accuracy', title='accuracy')
-    for ax in (ax_loss, ax_acc):
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.suptitle('CNN on Fashion-MNIST (AdaDelta)')
-    fig.tight_layout()
-    tmp_path = path + '.tmp'
-    fig.savefig(tmp_path, format='png', dpi=100)
-    plt.close(fig)
-    os.replace(tmp_path, path)
-
-
 def main(argv: Sequence[str] | None = None) -> dict[str, list[float]]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--epochs', type=int, default=3)
+    parser.add_argument('--epochs', type=int, default=4)
     parser.add_argument('--batch-size', type=int, default=64)
     parser.add_argument('--lr', type=float, default=0.5, help="AdaDelta's learning rate")
     parser.add_argument('--train-size', type=int, default=0, help='use the first N training images')
@@ -160,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, list[float]]:
     weights_path = os.path.join(args.out_dir, 'cnn_fashion_mnist.npz')
     plot_path = os.path.join(args.out_dir, 'cnn_fashion_mnist.png')
     model.save_weights(weights_path)
-    plot_curves(history, plot_path)
+    plot_training_curves(history, plot_path, 'CNN on Fashion-MNIST (AdaDelta)', loss_label='NLL loss')
     print(f'final test accuracy {history["test_acc"][-1]:.4f}; weights saved to {weights_path}, '
           f'curves plotted to {plot_path}')
     return history

@@ -12,8 +12,8 @@ Every ``--sample-every`` epochs a grid of samples from one fixed batch of noise 
 successive grids are comparable.
 
 Run: ``python examples/gan_fashion_mnist.py [--epochs 10] [--train-size 0]`` (0: all 60,000 images;
-a few minutes on CPU by default). Writes ``out/gan_fashion_mnist_epoch<k>.png`` along the way and
-``out/gan_fashion_mnist.png`` (the last grid) at the end.
+3.5 minutes on two busy CPU cores by default). Writes ``out/gan_fashion_mnist_epoch<k>.png`` along
+the way and ``out/gan_fashion_mnist.png`` (the last grid) at the end.
 """
 from __future__ import annotations
 
@@ -24,11 +24,13 @@ import time
 from collections.abc import Sequence
 
 import numpy as np
+from _plotting import pyplot, save_figure
 
 import dezero
 import dezero.functions as F
 import dezero.layers as L
 from dezero import DataLoader, Model, optimizers, transforms
+from dezero.utils import atomic_file
 
 IMAGE_SHAPE = (1, 28, 28)
 
@@ -72,10 +74,7 @@ def sample_noise(n: int, latent_size: int) -> np.ndarray:
 
 def save_grid(images: np.ndarray, path: str, title: str) -> None:
     """Tile (N, 1, H, W) images in [-1, 1] into a square-ish grid and write it atomically to ``path``."""
-    import matplotlib
-
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     images = (images + 1) / 2
     n, _, h, w = images.shape
@@ -91,10 +90,7 @@ def save_grid(images: np.ndarray, path: str, title: str) -> None:
     ax.set_axis_off()
     ax.set_title(title)
     fig.tight_layout()
-    tmp_path = path + '.tmp'
-    fig.savefig(tmp_path, format='png', dpi=100)
-    plt.close(fig)
-    os.replace(tmp_path, path)
+    save_figure(fig, path)
 
 
 def load_images(train_size: int) -> dezero.Dataset:
@@ -120,6 +116,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, list[float]]:
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--out-dir', default='out')
     args = parser.parse_args(argv)
+    if args.sample_every < 1:
+        parser.error(f'--sample-every must be at least 1, got {args.sample_every}')
 
     np.random.seed(args.seed)
     dataset = load_images(args.train_size)
@@ -182,8 +180,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, list[float]]:
 
     final_path = os.path.join(args.out_dir, 'gan_fashion_mnist.png')
     if last_grid is not None:
-        shutil.copyfile(last_grid, final_path + '.tmp')
-        os.replace(final_path + '.tmp', final_path)
+        with atomic_file(final_path, suffix='.png') as tmp_path:
+            shutil.copyfile(last_grid, tmp_path)
         print(f'final samples written to {final_path}')
     return history
 

@@ -20,6 +20,7 @@ import time
 from collections.abc import Sequence
 
 import numpy as np
+from _plotting import pyplot, save_figure
 
 import dezero
 import dezero.functions as F
@@ -96,10 +97,7 @@ def predict_cosine(model: SequenceRegressor, n_points: int = 1000) -> tuple[np.n
 
 def plot_prediction(xs: np.ndarray, predictions: np.ndarray, cell: str, path: str) -> None:
     """Prediction vs the true next value, written atomically to ``path``."""
-    import matplotlib
-
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     steps = np.arange(len(xs))
     fig, ax = plt.subplots(figsize=(8, 4))
@@ -109,10 +107,7 @@ def plot_prediction(xs: np.ndarray, predictions: np.ndarray, cell: str, path: st
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    tmp_path = path + '.tmp'
-    fig.savefig(tmp_path, format='png', dpi=100)
-    plt.close(fig)
-    os.replace(tmp_path, path)
+    save_figure(fig, path)
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, object]:

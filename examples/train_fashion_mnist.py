@@ -14,8 +14,10 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Iterable
 
 import numpy as np
+from _plotting import plot_training_curves
 
 import dezero
 import dezero.functions as F
@@ -38,7 +40,8 @@ def load_data() -> tuple[str, dezero.Dataset, dezero.Dataset, tuple[int, ...]]:
         return 'spiral', dezero.datasets.Spiral(train=True), dezero.datasets.Spiral(train=False), (100, 3)
 
 
-def progress(loader: DataLoader, description: str):
+def progress(loader: DataLoader, description: str) -> Iterable[tuple[np.ndarray, np.ndarray]]:
+    """``loader`` wrapped in a tqdm progress bar for one epoch, or ``loader`` itself without tqdm."""
     try:
         from tqdm import tqdm
     except ImportError:  # tqdm is the optional 'progress' extra: plain iteration without it
@@ -57,31 +60,6 @@ def evaluate(model: dezero.Model, loader: DataLoader) -> tuple[float, float]:
             total_acc += float(F.accuracy(y, t).data) * len(t)
             count += len(t)
     return total_loss / count, total_acc / count
-
-
-def plot_curves(history: dict[str, list[float]], path: str, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-
-    epochs = np.arange(1, len(history['train_loss']) + 1)
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
-    ax_loss.plot(epochs, history['train_loss'], 'o-', label='train')
-    ax_loss.plot(epochs, history['test_loss'], 's-', label='test')
-    ax_loss.set(xlabel='epoch', ylabel='loss', title='loss')
-    ax_acc.plot(epochs, history['train_acc'], 'o-', label='train')
-    ax_acc.plot(epochs, history['test_acc'], 's-', label='test')
-    ax_acc.set(xlabel='epoch', ylabel='accuracy', title='accuracy')
-    for ax in (ax_loss, ax_acc):
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.suptitle(title)
-    fig.tight_layout()
-    tmp_path = path + '.tmp.png'
-    fig.savefig(tmp_path, dpi=100)
-    plt.close(fig)
-    os.replace(tmp_path, path)
 
 
 def main() -> None:
@@ -125,7 +103,7 @@ def main() -> None:
     weights_path = os.path.join(OUT_DIR, f'{name}_mlp.npz')
     plot_path = os.path.join(OUT_DIR, f'{name}_curves.png')
     model.save_weights(weights_path)
-    plot_curves(history, plot_path, f'MLP on {name}')
+    plot_training_curves(history, plot_path, f'MLP on {name}')
     print(f'final test accuracy {history["test_acc"][-1]:.4f}; '
           f'weights saved to {weights_path}, curves plotted to {plot_path}')
 

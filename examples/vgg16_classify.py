@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from _plotting import pyplot, save_figure
 
 import dezero
 import dezero.functions as F
@@ -75,10 +76,7 @@ def imagenet_labels(allow_download: bool) -> dict[int, str] | None:
 
 def plot_result(image: Any, top: list[tuple[str, float]], path: str) -> None:
     """The input image beside a bar chart of the top classes, written atomically to ``path``."""
-    import matplotlib
-
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, (ax_image, ax_bars) = plt.subplots(1, 2, figsize=(10, 4), gridspec_kw={'width_ratios': [1, 1.4]})
     ax_image.imshow(np.asarray(image.convert('RGB').resize((224, 224))))
@@ -88,10 +86,7 @@ def plot_result(image: Any, top: list[tuple[str, float]], path: str) -> None:
     ax_bars.set_yticks(range(len(top)), names)
     ax_bars.set(xlim=(0, 1), xlabel='probability', title='VGG16 top classes')
     fig.tight_layout()
-    tmp_path = path + '.tmp'
-    fig.savefig(tmp_path, format='png', dpi=100)
-    plt.close(fig)
-    os.replace(tmp_path, path)
+    save_figure(fig, path)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,6 +7,7 @@ import torch.nn.functional as TF
 
 import dezero.functions as F
 import dezero.functions_conv as FC
+import dezero.ops.conv as conv_module
 from dezero import Variable
 from dezero.utils import get_conv_outsize, get_deconv_outsize
 from tests.oracle import check_op
@@ -40,9 +41,22 @@ def test_conv2d_against_torch(x_shape, W_shape, stride, pad, bias):
              lambda x, W, *b: TF.conv2d(x, W, *b, stride=stride, padding=pad), inputs)
 
 
+@pytest.mark.parametrize('stride,pad', [(1, 1), ((2, 3), (0, 1))])
+def test_conv_family_in_batch_chunks(monkeypatch, stride, pad):
+    # A tiny working-set budget makes the CPU kernels go one image at a time.
+    monkeypatch.setattr(conv_module, '_CHUNK_BYTES', 1)
+    x, W, b = rng.standard_normal((3, 2, 6, 7)), rng.standard_normal((3, 2, 3, 2)), rng.standard_normal(3)
+    check_op(lambda x, W, b: F.conv2d(x, W, b, stride=stride, pad=pad),
+             lambda x, W, b: TF.conv2d(x, W, b, stride=stride, padding=pad), [x, W, b])
+    x, W = rng.standard_normal((3, 2, 4, 3)), rng.standard_normal((2, 3, 3, 2))
+    check_op(lambda x, W, b: F.deconv2d(x, W, b, stride=stride, pad=pad),
+             lambda x, W, b: TF.conv_transpose2d(x, W, b, stride=stride, padding=pad), [x, W, b])
+
+
 # id, x shape, W shape (C, OC, KH, KW), stride, pad, outsize (None: the default size)
 DECONV_CASES = [
     ('k3', (2, 3, 4, 4), (3, 2, 3, 3), 1, 0, None),
+    ('k2x4-s1-p(1,2)', (2, 2, 3, 4), (2, 3, 2, 4), 1, (1, 2), None),
     ('k3x2-s2-p1', (2, 2, 3, 4), (2, 3, 3, 2), 2, 1, None),
     ('stride(3,2)-pad(2,1)', (1, 2, 3, 3), (2, 2, 4, 3), (3, 2), (2, 1), None),
     ('outsize-larger', (2, 2, 3, 4), (2, 2, 3, 3), 2, 1, (6, 8)),
@@ -290,7 +304,16 @@ def test_conv2d_on_raw_input_gives_weight_gradient():
     np.testing.assert_allclose(Wv.grad.data, Wt.grad.numpy(), rtol=1e-10)
 
 
-def test_backward_twice_recomputes_patches():
+def test_empty_batch():
+    x, W = Variable(np.zeros((0, 2, 5, 5), np.float32)), Variable(np.ones((3, 2, 3, 3), np.float32))
+    y = F.conv2d(x, W, None, 1, 1)
+    y.backward()
+    assert y.shape == (0, 3, 5, 5) and x.grad.shape == x.shape and not W.grad.data.any()
+    assert F.deconv2d(np.zeros((0, 3, 4, 4)), W.data, None, 2).shape == (0, 2, 9, 9)
+    assert F.pooling(x, 2, 2).shape == (0, 2, 2, 2)
+
+
+def test_backward_twice_gives_the_same_gradient():
     x, W = rng.standard_normal((2, 2, 5, 5)), rng.standard_normal((3, 2, 3, 3))
     xv, Wv = Variable(x), Variable(W)
     y = F.conv2d(xv, Wv, None, 1, 1).sum()
@@ -362,6 +385,7 @@ def test_functions_conv_module_exports_the_family():
     (lambda: F.pooling(np.ones((1, 1, 3, 3)), 4, 1, 0), r'pooling: kernel 4x4 is larger .* 3x3'),
     (lambda: F.pooling(np.ones((1, 1, 3, 3)), 2, 1, 2), 'pooling: pad'),
     (lambda: F.pooling_simple(np.ones((1, 1, 3, 3)), (4, 1)), 'pooling: kernel 4x1'),
+    (lambda: F.pooling_simple(np.ones((1, 1, 3, 3)), 2, 1, (0, 2)), 'pooling: pad'),
     (lambda: F.average_pooling(np.ones((1, 1, 3, 3)), 2, 0), 'average_pooling: stride'),
     (lambda: F.im2col(np.ones((1, 1, 3, 3)), 5), 'im2col: kernel 5x5'),
     (lambda: F.col2im(np.ones((4, 5)), (1, 1, 3, 3), 2), r'col2im: col of shape \(4, 5\)'),

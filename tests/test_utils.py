@@ -1,4 +1,6 @@
 """dezero.utils: gradient checking, array comparisons, shape helpers and Graphviz output."""
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -283,3 +285,13 @@ def test_plot_dot_graph_failure_leaves_no_file(monkeypatch, tmp_path):
     with pytest.raises(RuntimeError, match='syntax error'):
         plot_dot_graph(_small_graph(), to_file=str(tmp_path / 'graph.png'))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_plot_dot_graph_file_gets_ordinary_permissions(tmp_path):
+    old_umask = os.umask(0o022)
+    try:
+        path = tmp_path / 'graph.png'
+        plot_dot_graph(F.sin(Variable(np.array(1.0))), to_file=str(path))
+    finally:
+        os.umask(old_umask)
+    assert path.stat().st_mode & 0o777 == 0o644

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 import zipfile
 from collections.abc import Iterator
 from typing import Any
@@ -26,6 +25,7 @@ from typing import Any
 import numpy as np
 
 import dezero.functions as F
+from dezero._files import atomic_file
 from dezero.core import Parameter, Variable
 from dezero.cuda import array_types, as_cupy, as_numpy, get_array_module
 
@@ -219,19 +219,10 @@ class Layer:
         directory = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(directory):
             raise FileNotFoundError(f"{where}: cannot write '{path}': directory '{directory}' does not exist")
-        fd, tmp_path = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', suffix='.tmp',
-                                        dir=directory)
-        try:
-            with os.fdopen(fd, 'wb') as file:
-                np.savez(file, **arrays)
-                file.flush()
-                os.fsync(file.fileno())
-            os.chmod(tmp_path, _new_file_mode(path))
-            os.replace(tmp_path, path)
-        except BaseException:
-            if os.path.exists(tmp_path):
-                os.remove(tmp_path)
-            raise
+        with atomic_file(path) as tmp_path, open(tmp_path, 'wb') as file:
+            np.savez(file, **arrays)
+            file.flush()
+            os.fsync(file.fileno())
 
     def load_weights(self, path: str | os.PathLike) -> None:
         """Read an archive written by ``save_weights`` into this layer's Parameters and buffers.
@@ -284,16 +275,6 @@ class Layer:
                 owner.__dict__[name].data = array
             else:
                 setattr(owner, name, array)
-
-
-def _new_file_mode(path: str) -> int:
-    """Permission bits for a file replacing ``path``: the old file's, else what ``open`` would give."""
-    try:
-        return os.stat(path).st_mode & 0o7777
-    except FileNotFoundError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
 
 
 def _read_npz(path: str, where: str) -> dict[str, np.ndarray]:

@@ -3,13 +3,16 @@ average pooling, plus the book's ``conv2d_simple``/``pooling_simple`` built from
 
 Every kernel is vectorised: a window *view* of the padded input (``as_strided``, no copy) gives all
 patches at once, and accumulation (col2im, gradients of pooling) loops only over the KH*KW kernel
-offsets, each step adding one strided slice. Layouts are chosen so that the convolution is one
-(batched) GEMM with no large transposes: the patch matrix is kept in the book's
-``(N, C, KH, KW, OH, OW)`` layout, so ``W (OC, C*KH*KW) @ col (N, C*KH*KW, OH*OW)`` lands directly
-in ``(N, OC, OH*OW)``. Backward passes are written with these same Functions, so gradients of any
-order work: conv2d's input gradient is deconv2d and vice versa, the weight gradient is
-``Conv2DGradW`` (whose own gradient uses conv2d/deconv2d), and max pooling's gradient is a scatter
-(``Pooling2DGrad``) whose gradient is a gather (``Pooling2DWithIndexes``) and back.
+offsets, each step adding one strided slice. The convolution's patches stay in the book's
+``(N, C, KH, KW, OH, OW)`` layout, so ``W (OC, C*KH*KW) @ col (N, C*KH*KW, OH*OW)`` is one batched
+GEMM that lands directly in ``(N, OC, OH*OW)``, with no large transpose. On the CPU the batch is
+processed a few images at a time so that each patch matrix is consumed from cache (see
+``_batch_chunks``); patches are recomputed for the weight gradient rather than kept.
+
+Backward passes are written with these same Functions, so gradients of any order work: conv2d's
+input gradient is deconv2d and vice versa, the weight gradient is ``Conv2DGradW`` (whose own
+gradient uses conv2d/deconv2d), and max pooling's gradient is a scatter (``Pooling2DGrad``) whose
+gradient is a gather (``Pooling2DWithIndexes``) and back.
 """
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from dezero.core import Config, Constant, Function, Variable, broadcast_to
+from dezero.core import Constant, Function, Variable, broadcast_to
 from dezero.cuda import get_array_module
 from dezero.ops.linalg import linear
 from dezero.ops.reduction import max as _max
@@ -30,6 +33,9 @@ __all__ = ['Im2col', 'Col2im', 'Conv2d', 'Deconv2d', 'Conv2DGradW', 'Pooling', '
            'pooling', 'average_pooling', 'conv2d_simple', 'pooling_simple']
 
 IntPair = int | tuple[int, int]
+
+# Working-set size of one batch chunk of the CPU convolution kernels (see _batch_chunks).
+_CHUNK_BYTES = 4 * 2 ** 20
 
 
 # =============================================================================
@@ -90,8 +96,8 @@ def _pad(x: Any, pad: tuple[int, int], value: Any = 0) -> Any:
 
 def _windows(x_padded: Any, kernel: tuple[int, int], stride: tuple[int, int],
              out_hw: tuple[int, int]) -> Any:
-    """Read-only view ``(N, C, KH, KW, OH, OW)`` of a padded image: element ``[n, c, i, j, y, x]``
-    is ``x_padded[n, c, y*SH + i, x*SW + j]``. No data is copied."""
+    """View ``(N, C, KH, KW, OH, OW)`` of a padded image, never written through: element
+    ``[n, c, i, j, oy, ox]`` is ``x_padded[n, c, oy*SH + i, ox*SW + j]``. No data is copied."""
     xp = get_array_module(x_padded)
     n, c = x_padded.shape[:2]
     s_n, s_c, s_h, s_w = x_padded.strides
@@ -122,21 +128,40 @@ def _im2col_array(x: Any, kernel: tuple[int, int], stride: tuple[int, int], pad:
         n * out_hw[0] * out_hw[1], c * kernel[0] * kernel[1])
 
 
+def _fold_into(image: Any, col: Any, stride: tuple[int, int]) -> None:
+    """Add patches ``col (N, C, KH, KW, OH, OW)`` into the padded ``image (N, C, HP, WP)`` in place."""
+    kh, kw, oh, ow = col.shape[2:]
+    for i in range(kh):
+        for j in range(kw):
+            image[_offset_slices(i, j, stride, (oh, ow))] += col[:, :, i, j]
+
+
 def _col2im_array(col: Any, image_shape: tuple[int, ...], kernel: tuple[int, int],
                   stride: tuple[int, int], pad: tuple[int, int]) -> Any:
     """Adjoint of im2col: sum patches ``col (N, C, KH, KW, OH, OW)`` back into an image of
     ``image_shape (N, C, H, W)``; pixels covered by several windows receive the sum."""
     xp = get_array_module(col)
     n, c, h, w = image_shape
-    kh, kw, oh, ow = col.shape[2:]
     ph, pw = pad
     image = xp.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=col.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            image[_offset_slices(i, j, stride, (oh, ow))] += col[:, :, i, j]
+    _fold_into(image, col, stride)
     if ph == 0 and pw == 0:
         return image
     return image[:, :, ph:ph + h, pw:pw + w]
+
+
+def _batch_chunks(xp: Any, n: int, bytes_per_image: int) -> list[slice]:
+    """Split a batch of ``n`` images into slices whose working set is about ``_CHUNK_BYTES``.
+
+    On the CPU, convolving a few images at a time keeps each chunk's patch matrix in cache between
+    the copy or GEMM that writes it and the GEMM or fold that reads it, instead of streaming a
+    matrix KH*KW times the size of the images through memory, and the buffers are reused. A GPU has
+    the bandwidth and prefers few large kernels, so it gets the whole batch at once.
+    """
+    if xp is not np or n == 0:
+        return [slice(0, n)]
+    step = max(1, min(n, _CHUNK_BYTES // max(bytes_per_image, 1)))
+    return [slice(start, min(start + step, n)) for start in range(0, n, step)]
 
 
 def _col_from_matrix(col: Any, image_shape: tuple[int, ...], kernel: tuple[int, int],
@@ -150,6 +175,9 @@ def _col_from_matrix(col: Any, image_shape: tuple[int, ...], kernel: tuple[int, 
 # im2col / col2im
 # =============================================================================
 class Im2col(Function):
+    """Patches of ``x (N, C, H, W)`` as ``(N, C, KH, KW, OH, OW)`` or, with ``to_matrix``,
+    ``(N*OH*OW, C*KH*KW)``; padding is ``pad_value`` (0, or -inf for pooling_simple)."""
+
     def __init__(self, kernel_size: IntPair, stride: IntPair = 1, pad: IntPair = 0,
                  to_matrix: bool = True, pad_value: Any = 0) -> None:
         self.kernel_size = _int_pair('im2col', 'kernel_size', kernel_size, 1)
@@ -179,6 +207,9 @@ def im2col(x: Any, kernel_size: IntPair, stride: IntPair = 1, pad: IntPair = 0,
 
 
 class Col2im(Function):
+    """Fold patches (``(N, C, KH, KW, OH, OW)`` or the ``(N*OH*OW, C*KH*KW)`` matrix) into an
+    image of ``input_shape (N, C, H, W)``, summing overlaps: the adjoint of Im2col."""
+
     def __init__(self, input_shape: tuple[int, ...], kernel_size: IntPair, stride: IntPair = 1,
                  pad: IntPair = 0, to_matrix: bool = True) -> None:
         if len(input_shape) != 4:
@@ -220,48 +251,106 @@ def col2im(x: Any, input_shape: tuple[int, ...], kernel_size: IntPair, stride: I
 # =============================================================================
 # Convolution
 # =============================================================================
-def _conv_forward(x: Any, W: Any, b: Any, stride: tuple[int, int], pad: tuple[int, int],
-                  keep_col: bool) -> tuple[Any, Any]:
-    """``conv2d`` on arrays; returns ``(y, col)`` (col None unless ``keep_col``)."""
+def _conv_forward(x: Any, W: Any, b: Any, stride: tuple[int, int], pad: tuple[int, int]) -> Any:
+    """``conv2d`` on arrays: per batch chunk, copy the patches and run one batched GEMM."""
     xp = get_array_module(x)
     _check_image('conv2d', x)
     if W.ndim != 4 or W.shape[1] != x.shape[1]:
         raise ValueError(f'conv2d: W of shape {W.shape} does not fit x of shape {x.shape} '
                          f'(expected W (OC, {x.shape[1]}, KH, KW))')
     oc, c, kh, kw = W.shape
+    if b is not None and b.shape != (oc,):
+        raise ValueError(f'conv2d: b of shape {b.shape} does not fit W of shape {W.shape} '
+                         f'(expected ({oc},))')
     n = x.shape[0]
     oh, ow = _out_hw('conv2d', x.shape, (kh, kw), stride, pad)
-    col = _im2col_array(x, (kh, kw), stride, pad, to_matrix=False)
-    # One batched GEMM: (OC, K) @ (N, K, OH*OW) lands in (N, OC, OH*OW) with no transpose.
-    y = xp.matmul(W.reshape(oc, c * kh * kw), col.reshape(n, c * kh * kw, oh * ow))
-    if b is not None:
-        if b.shape != (oc,):
-            raise ValueError(f'conv2d: b of shape {b.shape} does not fit W of shape {W.shape} '
-                             f'(expected ({oc},))')
-        y += b.reshape(1, oc, 1)
-    return y.reshape(n, oc, oh, ow), (col if keep_col else None)
+    k, p = c * kh * kw, oh * ow
+    dtype = xp.result_type(x, W)
+    view = _windows(_pad(x, pad), (kh, kw), stride, (oh, ow))
+    W_matrix = W.reshape(oc, k)
+    y = xp.empty((n, oc, p), dtype=dtype)
+    chunks = _batch_chunks(xp, n, k * p * dtype.itemsize)
+    buffer = xp.empty((chunks[0].stop, c, kh, kw, oh, ow), dtype=dtype)
+    for chunk in chunks:
+        patches = buffer[:chunk.stop - chunk.start]
+        patches[...] = view[chunk]
+        # (OC, K) @ (B, K, OH*OW) lands in (B, OC, OH*OW): the output layout, no transpose.
+        y_chunk = y[chunk]
+        xp.matmul(W_matrix, patches.reshape(-1, k, p), out=y_chunk)
+        if b is not None:
+            y_chunk += b.reshape(1, oc, 1)
+    return y.reshape(n, oc, oh, ow)
 
 
 def _deconv_forward(x: Any, W: Any, b: Any, stride: tuple[int, int], pad: tuple[int, int],
                     outsize: tuple[int, int] | None) -> Any:
-    """``deconv2d`` on arrays: scatter every input pixel times the kernel into the output."""
+    """``deconv2d`` on arrays: per batch chunk, one batched GEMM gives every input pixel times the
+    kernel (the output's patches), which are then folded (summed) into the output."""
     xp = get_array_module(x)
     _check_image('deconv2d', x)
     if W.ndim != 4 or W.shape[0] != x.shape[1]:
         raise ValueError(f'deconv2d: W of shape {W.shape} does not fit x of shape {x.shape} '
                          f'(expected W ({x.shape[1]}, OC, KH, KW))')
     c, oc, kh, kw = W.shape
+    if b is not None and b.shape != (oc,):
+        raise ValueError(f'deconv2d: b of shape {b.shape} does not fit W of shape {W.shape} '
+                         f'(expected ({oc},))')
     n, _, h, w = x.shape
     out_h, out_w = _deconv_outsize((h, w), (kh, kw), stride, pad, outsize)
-    # (OC*KH*KW, C) @ (N, C, H*W) → the patches of the output, then fold them: one GEMM + col2im.
-    col = xp.matmul(W.reshape(c, oc * kh * kw).T, x.reshape(n, c, h * w))
-    y = _col2im_array(col.reshape(n, oc, kh, kw, h, w), (n, oc, out_h, out_w), (kh, kw), stride, pad)
+    if stride == (1, 1):
+        y = _deconv_stride1(x, W, pad, (out_h, out_w))
+    else:
+        ph, pw = pad
+        dtype = xp.result_type(x, W)
+        W_t = W.reshape(c, oc * kh * kw).T
+        x_flat = x.reshape(n, c, h * w)
+        image = xp.zeros((n, oc, out_h + 2 * ph, out_w + 2 * pw), dtype=dtype)
+        chunks = _batch_chunks(xp, n, oc * kh * kw * h * w * dtype.itemsize)
+        buffer = xp.empty((chunks[0].stop, oc * kh * kw, h * w), dtype=dtype)
+        for chunk in chunks:
+            col = buffer[:chunk.stop - chunk.start]
+            xp.matmul(W_t, x_flat[chunk], out=col)
+            _fold_into(image[chunk], col.reshape(-1, oc, kh, kw, h, w), stride)
+        y = image[:, :, ph:ph + out_h, pw:pw + out_w]
     if b is not None:
-        if b.shape != (oc,):
-            raise ValueError(f'deconv2d: b of shape {b.shape} does not fit W of shape {W.shape} '
-                             f'(expected ({oc},))')
         y += b.reshape(1, oc, 1, 1)
     return y
+
+
+def _deconv_stride1(x: Any, W: Any, pad: tuple[int, int], out_hw: tuple[int, int]) -> Any:
+    """deconv2d with stride 1, folding patches with contiguous adds instead of strided ones.
+
+    Folding compact patches adds one short row (OW values) at a time, and for small images that
+    per-row overhead dominates. Instead each input row is widened to the padded output width ``WP``
+    with zeros, so a patch plane is a run of ``H*WP`` values that lands on one contiguous span of the
+    flattened padded output (offset ``i*WP + j``); the zero columns add nothing where they spill.
+    """
+    xp = get_array_module(x)
+    c, oc, kh, kw = W.shape
+    n, _, h, w = x.shape
+    ph, pw = pad
+    hp, wp = out_hw[0] + 2 * ph, out_hw[1] + 2 * pw  # = (H + KH - 1, W + KW - 1)
+    dtype = xp.result_type(x, W)
+    W_t = W.reshape(c, oc * kh * kw).T
+    # KW - 1 spare values at the end take the spill of the last plane's zero columns.
+    flat = xp.zeros((n, oc, hp * wp + kw - 1), dtype=dtype)
+    chunks = _batch_chunks(xp, n, oc * kh * kw * h * wp * dtype.itemsize)
+    wide_buffer = xp.empty((chunks[0].stop, c, h, wp), dtype=dtype)
+    wide_buffer[..., w:] = 0
+    col_buffer = xp.empty((chunks[0].stop, oc * kh * kw, h * wp), dtype=dtype)
+    for chunk in chunks:
+        size = chunk.stop - chunk.start
+        x_wide = wide_buffer[:size]
+        x_wide[..., :w] = x[chunk]
+        col = xp.matmul(W_t, x_wide.reshape(size, c, h * wp), out=col_buffer[:size])
+        col = col.reshape(size, oc, kh * kw, h * wp)
+        flat_chunk = flat[chunk]
+        for i in range(kh):
+            for j in range(kw):
+                start = i * wp + j
+                flat_chunk[:, :, start:start + h * wp] += col[:, :, i * kw + j]
+    image = flat[:, :, :hp * wp].reshape(n, oc, hp, wp)
+    return image[:, :, ph:ph + out_hw[0], pw:pw + out_hw[1]]
 
 
 def _deconv_outsize(in_hw: tuple[int, int], kernel: tuple[int, int], stride: tuple[int, int],
@@ -279,14 +368,15 @@ def _deconv_outsize(in_hw: tuple[int, int], kernel: tuple[int, int], stride: tup
 
 
 class Conv2d(Function):
+    """``conv2d``: ``x (N, C, H, W)``, ``W (OC, C, KH, KW)`` and optional ``b (OC,)`` →
+    ``(N, OC, OH, OW)``. Backward: deconv2d for x (skipped for a Constant), Conv2DGradW for W."""
+
     def __init__(self, stride: IntPair = 1, pad: IntPair = 0) -> None:
         self.stride = _int_pair('conv2d', 'stride', stride, 1)
         self.pad = _int_pair('conv2d', 'pad', pad, 0)
 
     def forward(self, x: Any, W: Any, b: Any = None) -> Any:
-        # The patches are kept for the weight gradient (saves recomputing im2col in backward).
-        y, self.col = _conv_forward(x, W, b, self.stride, self.pad, keep_col=Config.enable_backprop)
-        return y
+        return _conv_forward(x, W, b, self.stride, self.pad)
 
     def backward(self, gy: Variable) -> tuple[Variable | None, ...]:
         x, W = self.inputs[0], self.inputs[1]
@@ -295,8 +385,7 @@ class Conv2d(Function):
             gx = deconv2d(gy, W, None, self.stride, self.pad, outsize=x.shape[2:])
         gW = None
         if W.__class__ is not Constant:
-            gW = Conv2DGradW(W.shape[2:], self.stride, self.pad, col=self.col)(x, gy)
-        self.col = None  # released; a second backward recomputes it
+            gW = Conv2DGradW(W.shape[2:], self.stride, self.pad)(x, gy)
         if len(self.inputs) == 2:
             return gx, gW
         return gx, gW, _sum(gy, axis=(0, 2, 3))
@@ -315,6 +404,9 @@ def conv2d(x: Any, W: Any, b: Any = None, stride: IntPair = 1, pad: IntPair = 0)
 
 
 class Deconv2d(Function):
+    """``deconv2d``: ``x (N, C, H, W)``, ``W (C, OC, KH, KW)`` and optional ``b (OC,)`` →
+    ``(N, OC, OH, OW)``. Backward: conv2d for x, Conv2DGradW (roles swapped) for W."""
+
     def __init__(self, stride: IntPair = 1, pad: IntPair = 0, outsize: IntPair | None = None) -> None:
         self.stride = _int_pair('deconv2d', 'stride', stride, 1)
         self.pad = _int_pair('deconv2d', 'pad', pad, 0)
@@ -349,39 +441,58 @@ def deconv2d(x: Any, W: Any, b: Any = None, stride: IntPair = 1, pad: IntPair = 
 
 class Conv2DGradW(Function):
     """Gradient of conv2d with respect to its weight: ``(x (N, C, H, W), gy (N, OC, OH, OW))`` →
-    ``(OC, C, KH, KW)``. ``col``, when given, is im2col of ``x`` computed earlier (used once)."""
+    ``(OC, C, KH, KW)``, the sum over images of ``gy (OC, OH*OW) @ patches(x).T``."""
 
-    def __init__(self, kernel_size: IntPair, stride: IntPair, pad: IntPair, col: Any = None) -> None:
+    def __init__(self, kernel_size: IntPair, stride: IntPair, pad: IntPair) -> None:
         self.kernel_size = _int_pair('conv2d', 'kernel_size', kernel_size, 1)
         self.stride = _int_pair('conv2d', 'stride', stride, 1)
         self.pad = _int_pair('conv2d', 'pad', pad, 0)
-        self.col = col
 
     def forward(self, x: Any, gy: Any) -> Any:
         xp = get_array_module(x)
-        col = self.col
-        self.col = None
-        if col is None:
-            col = _im2col_array(x, self.kernel_size, self.stride, self.pad, to_matrix=False)
-        n, c, kh, kw, oh, ow = col.shape
+        n, c = x.shape[:2]
         oc = gy.shape[1]
-        # Per image (OC, P) @ (P, K), summed over the batch: reads col in place, no transposed copy.
-        patches_t = col.reshape(n, c * kh * kw, oh * ow).transpose(0, 2, 1)
-        per_image = xp.matmul(gy.reshape(n, oc, oh * ow), patches_t)
-        return per_image.sum(axis=0).reshape(oc, c, kh, kw)
+        kh, kw = self.kernel_size
+        oh, ow = _out_hw('conv2d', x.shape, self.kernel_size, self.stride, self.pad)
+        if gy.shape != (n, oc, oh, ow):
+            raise ValueError(f'conv2d: gradient of shape {gy.shape} does not fit input of shape {x.shape} '
+                             f'(expected ({n}, OC, {oh}, {ow}))')
+        k, p = c * kh * kw, oh * ow
+        dtype = xp.result_type(x, gy)
+        # The patches are recomputed chunk by chunk (cheap from cache) rather than kept from forward.
+        view = _windows(_pad(x, self.pad), self.kernel_size, self.stride, (oh, ow))
+        gy_flat = gy.reshape(n, oc, p)
+        gW = xp.zeros((oc, k), dtype=dtype)
+        chunks = _batch_chunks(xp, n, k * p * dtype.itemsize)
+        buffer = xp.empty((chunks[0].stop, c, kh, kw, oh, ow), dtype=dtype)
+        products = xp.empty((chunks[0].stop, oc, k), dtype=dtype)
+        for chunk in chunks:
+            size = chunk.stop - chunk.start
+            patches = buffer[:size]
+            patches[...] = view[chunk]
+            # Per image (OC, P) @ (P, K): the transposed patches are read in place by the GEMM.
+            xp.matmul(gy_flat[chunk], patches.reshape(size, k, p).transpose(0, 2, 1), out=products[:size])
+            gW += products[:size].sum(axis=0)
+        return gW.reshape(oc, c, kh, kw)
 
     def backward(self, gW_grad: Variable) -> tuple[Variable | None, Variable]:
         x, gy = self.inputs
         gx = None
         if x.__class__ is not Constant:
             gx = deconv2d(gy, gW_grad, None, self.stride, self.pad, outsize=x.shape[2:])
-        ggy = conv2d(x, gW_grad, None, self.stride, self.pad)
+        ggy = None if gy.__class__ is Constant else conv2d(x, gW_grad, None, self.stride, self.pad)
         return gx, ggy
 
 
 # =============================================================================
 # Max pooling
 # =============================================================================
+def _check_pool_pad(kernel: tuple[int, int], pad: tuple[int, int]) -> None:
+    if pad[0] >= kernel[0] or pad[1] >= kernel[1]:
+        raise ValueError(f'pooling: pad {pad} must be smaller than kernel_size {kernel} '
+                         '(a window made only of padding has no maximum)')
+
+
 def _scatter_to_argmax(gy: Any, indexes: Any, input_shape: tuple[int, ...], kernel: tuple[int, int],
                        stride: tuple[int, int], pad: tuple[int, int]) -> Any:
     """Image of ``input_shape`` with each ``gy`` value added at its window's argmax position."""
@@ -390,15 +501,17 @@ def _scatter_to_argmax(gy: Any, indexes: Any, input_shape: tuple[int, ...], kern
     ph, pw = pad
     kh, kw = kernel
     out_hw = gy.shape[2:]
-    gx = xp.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=gy.dtype)
-    # Windows that do not overlap write disjoint pixels, so a masked copy replaces the add.
+    # Windows that do not overlap write disjoint pixels, so each offset's share is written, not added;
+    # when they also tile the padded image exactly, every pixel is written and no zero-fill is needed.
     disjoint = stride[0] >= kh and stride[1] >= kw
+    tiled = stride == kernel and h + 2 * ph == out_hw[0] * kh and w + 2 * pw == out_hw[1] * kw
+    gx = (xp.empty if tiled else xp.zeros)((n, c, h + 2 * ph, w + 2 * pw), dtype=gy.dtype)
     for i in range(kh):
         for j in range(kw):
             chosen = indexes == i * kw + j
             target = gx[_offset_slices(i, j, stride, out_hw)]
             if disjoint:
-                xp.copyto(target, gy, where=chosen)
+                xp.multiply(gy, chosen, out=target)
             else:
                 target += gy * chosen
     if ph == 0 and pw == 0:
@@ -410,24 +523,23 @@ def _gather_at_argmax(x: Any, indexes: Any, kernel: tuple[int, int], stride: tup
                       pad: tuple[int, int]) -> Any:
     """``y[n, c, oy, ox]`` = ``x`` at the position ``indexes`` chose in window ``(oy, ox)``."""
     xp = get_array_module(x)
-    out_hw = indexes.shape[2:]
-    view = _windows(_pad(x, pad), kernel, stride, out_hw)
-    y = xp.empty(indexes.shape, dtype=x.dtype)
+    view = _windows(_pad(x, pad), kernel, stride, indexes.shape[2:])
     kw = kernel[1]
-    for i in range(kernel[0]):
-        for j in range(kw):
-            xp.copyto(y, view[:, :, i, j], where=indexes == i * kw + j)
+    y = view[:, :, 0, 0].copy()
+    for k in range(1, kernel[0] * kw):
+        y = xp.where(indexes == k, view[:, :, k // kw, k % kw], y)
     return y
 
 
 class Pooling(Function):
+    """Max pooling ``(N, C, H, W)`` → ``(N, C, OH, OW)``; remembers each window's argmax (the
+    first maximal offset) for its gradient, ``Pooling2DGrad``."""
+
     def __init__(self, kernel_size: IntPair, stride: IntPair = 1, pad: IntPair = 0) -> None:
         self.kernel_size = _int_pair('pooling', 'kernel_size', kernel_size, 1)
         self.stride = _int_pair('pooling', 'stride', stride, 1)
         self.pad = _int_pair('pooling', 'pad', pad, 0)
-        if self.pad[0] >= self.kernel_size[0] or self.pad[1] >= self.kernel_size[1]:
-            raise ValueError(f'pooling: pad {pad} must be smaller than kernel_size {kernel_size} '
-                             '(a window made only of padding has no maximum)')
+        _check_pool_pad(self.kernel_size, self.pad)
 
     def forward(self, x: Any) -> Any:
         xp = get_array_module(x)
@@ -436,14 +548,17 @@ class Pooling(Function):
         out_hw = _out_hw('pooling', x.shape, self.kernel_size, self.stride, self.pad)
         view = _windows(_pad(x, self.pad, _fill_value(x.dtype)), self.kernel_size, self.stride, out_hw)
         # Running max over the KH*KW offsets; a strict '>' keeps the first maximum, as torch does.
+        # Offsets are visited in increasing order, so where offset k wins it is the largest index so
+        # far: a maximum records it without a masked write (masked writes are several times slower).
         y = view[:, :, 0, 0].copy()
         index_dtype = np.int8 if kh * kw <= 127 else np.int32
-        self.indexes = xp.zeros(y.shape, dtype=index_dtype)
+        indexes = xp.zeros(y.shape, dtype=index_dtype)
         for k in range(1, kh * kw):
             candidate = view[:, :, k // kw, k % kw]
             better = candidate > y
-            xp.copyto(y, candidate, where=better)
-            xp.copyto(self.indexes, index_dtype(k), where=better)
+            xp.maximum(y, candidate, out=y)
+            xp.maximum(indexes, better * index_dtype(k), out=indexes)
+        self.indexes = indexes
         self.input_shape = x.shape
         return y
 
@@ -506,6 +621,9 @@ def pooling(x: Any, kernel_size: IntPair, stride: IntPair = 1, pad: IntPair = 0)
 # Average pooling
 # =============================================================================
 class AveragePooling(Function):
+    """Average pooling ``(N, C, H, W)`` → ``(N, C, OH, OW)``, dividing by ``KH*KW`` (padding
+    counts); backward spreads ``gy / (KH*KW)`` over each window with col2im."""
+
     def __init__(self, kernel_size: IntPair, stride: IntPair = 1, pad: IntPair = 0) -> None:
         self.kernel_size = _int_pair('average_pooling', 'kernel_size', kernel_size, 1)
         self.stride = _int_pair('average_pooling', 'stride', stride, 1)
@@ -571,6 +689,7 @@ def pooling_simple(x: Any, kernel_size: IntPair, stride: IntPair = 1, pad: IntPa
     kernel = _int_pair('pooling', 'kernel_size', kernel_size, 1)
     stride = _int_pair('pooling', 'stride', stride, 1)
     pad = _int_pair('pooling', 'pad', pad, 0)
+    _check_pool_pad(kernel, pad)
     oh, ow = _out_hw('pooling', x.shape, kernel, stride, pad)
     col = Im2col(kernel, stride, pad, to_matrix=True, pad_value=_fill_value(x.dtype))(x)
     y = _max(reshape(col, (-1, kernel[0] * kernel[1])), axis=1)
