@@ -18,7 +18,7 @@ $(VENV)/.demo-installed: pyproject.toml $(BIN)/activate
 	touch $@
 
 demo: $(VENV)/.demo-installed
-	$(BIN)/python examples/demo.py
+	$(BIN)/python examples/train_fashion_mnist.py
 
 test: $(VENV)/.dev-installed
 	$(BIN)/ruff check dezero tests benchmarks examples
