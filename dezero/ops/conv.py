@@ -318,37 +318,41 @@ def _deconv_forward(x: Any, W: Any, b: Any, stride: tuple[int, int], pad: tuple[
 
 
 def _deconv_stride1(x: Any, W: Any, pad: tuple[int, int], out_hw: tuple[int, int]) -> Any:
-    """deconv2d with stride 1, folding patches with contiguous adds instead of strided ones.
+    """deconv2d with stride 1, folding with contiguous adds over KH row offsets only.
 
-    Folding compact patches adds one short row (OW values) at a time, and for small images that
-    per-row overhead dominates. Instead each input row is widened to the padded output width ``WP``
-    with zeros, so a patch plane is a run of ``H*WP`` values that lands on one contiguous span of the
-    flattened padded output (offset ``i*WP + j``); the zero columns add nothing where they spill.
+    Each input row is widened with zeros to the padded output width ``WP``, so the plane of
+    kernel offset ``(i, j)`` lands on one contiguous span of the flattened padded output, at
+    ``i*WP + j`` (the zero columns add nothing where they spill over). The KW column offsets are
+    folded inside the GEMM: its right operand holds the flat input shifted by ``j = 0..KW-1``
+    (``(C*KW, L)``) and its weight is ``(OC*KH, C*KW)``, so the GEMM writes KW times fewer values
+    than full patches and only KH adds remain, of long contiguous runs.
     """
     xp = get_array_module(x)
     c, oc, kh, kw = W.shape
     n, _, h, w = x.shape
     ph, pw = pad
     hp, wp = out_hw[0] + 2 * ph, out_hw[1] + 2 * pw  # = (H + KH - 1, W + KW - 1)
+    length = h * wp + kw - 1  # span of one row offset's contribution in the flat output
     dtype = xp.result_type(x, W)
-    W_t = W.reshape(c, oc * kh * kw).T
-    # KW - 1 spare values at the end take the spill of the last plane's zero columns.
+    W_rows = W.transpose(1, 2, 0, 3).reshape(oc * kh, c * kw)  # [(oc, i), (c, j)]
     flat = xp.zeros((n, oc, hp * wp + kw - 1), dtype=dtype)
-    chunks = _batch_chunks(xp, n, oc * kh * kw * h * wp * dtype.itemsize)
-    wide_buffer = xp.empty((chunks[0].stop, c, h, wp), dtype=dtype)
-    wide_buffer[..., w:] = 0
-    col_buffer = xp.empty((chunks[0].stop, oc * kh * kw, h * wp), dtype=dtype)
+    chunks = _batch_chunks(xp, n, (c * kw + oc * kh) * length * dtype.itemsize)
+    size = chunks[0].stop
+    # The widened input with KW - 1 zeros on each side; only its valid columns are ever rewritten.
+    extended = xp.zeros((size, c, h * wp + 2 * (kw - 1)), dtype=dtype)
+    interior = extended[:, :, kw - 1:kw - 1 + h * wp].reshape(size, c, h, wp)
+    shifted = xp.empty((size, c, kw, length), dtype=dtype)
+    rows = xp.empty((size, oc * kh, length), dtype=dtype)
     for chunk in chunks:
         size = chunk.stop - chunk.start
-        x_wide = wide_buffer[:size]
-        x_wide[..., :w] = x[chunk]
-        col = xp.matmul(W_t, x_wide.reshape(size, c, h * wp), out=col_buffer[:size])
-        col = col.reshape(size, oc, kh * kw, h * wp)
+        interior[:size, :, :, :w] = x[chunk]
+        for j in range(kw):
+            shifted[:size, :, j] = extended[:size, :, kw - 1 - j:kw - 1 - j + length]
+        product = xp.matmul(W_rows, shifted[:size].reshape(size, c * kw, length), out=rows[:size])
+        product = product.reshape(size, oc, kh, length)
         flat_chunk = flat[chunk]
         for i in range(kh):
-            for j in range(kw):
-                start = i * wp + j
-                flat_chunk[:, :, start:start + h * wp] += col[:, :, i * kw + j]
+            flat_chunk[:, :, i * wp:i * wp + length] += product[:, :, i]
     image = flat[:, :, :hp * wp].reshape(n, oc, hp, wp)
     return image[:, :, ph:ph + out_hw[0], pw:pw + out_hw[1]]
 
