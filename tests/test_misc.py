@@ -29,7 +29,8 @@ def seeded_dropout(ratio):
 
     def theirs(t):
         np.random.seed(7)
-        mask = (np.random.rand(*t.shape) > ratio) / (1 - ratio)
+        draws = np.random.randint(0, 1 << 16, size=t.shape, dtype=np.uint16)  # the documented draw
+        mask = (draws >= round(ratio * (1 << 16))) / (1 - ratio)
         return t * torch.from_numpy(mask)
     return ours, theirs
 
@@ -191,3 +192,12 @@ def test_concat_stack_where_keep_float32():
 def test_concat_stack_where_errors(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+def test_dropout_drops_the_stated_fraction_in_float32():
+    np.random.seed(0)
+    x = Variable(np.ones((200, 500), np.float32))
+    y = F.dropout(x, 0.3)
+    assert y.dtype == np.float32
+    assert abs(float((y.data == 0).mean()) - 0.3) < 0.005
+    np.testing.assert_allclose(np.unique(y.data), [0.0, 1 / 0.7], rtol=1e-6)
