@@ -4,10 +4,12 @@ import shutil
 import numpy as np
 import pytest
 
+import dezero
 import dezero.functions as F
 import dezero.layers as L
 from dezero import Model, Variable, optimizers
 from dezero.models import MLP, Sequential
+from dezero.utils import get_dot_graph
 
 
 def sigmoid(x):
@@ -112,3 +114,53 @@ def test_plot_writes_a_png(tmp_path):
     TwoLayerNet().plot(x, to_file=str(path))
     assert path.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
     assert [p.name for p in tmp_path.iterdir()] == ['model.png']
+
+
+class SmallCNN(Model):
+    """conv → batch norm → relu → max-pool → dropout → linear: every mode-dependent layer kind."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = L.Conv2d(4, kernel_size=3, pad=1)
+        self.bn = L.BatchNorm()
+        self.fc = L.Linear(3)
+
+    def forward(self, x):
+        h = F.pooling(F.relu(self.bn(self.conv(x))), 2, stride=2)
+        return self.fc(F.flatten(F.dropout(h, 0.5)))
+
+
+def test_plot_of_a_cnn_draws_conv_pooling_and_batch_norm(tmp_path):
+    if shutil.which('dot') is None:
+        pytest.skip('Graphviz dot is not installed')
+    x = np.random.default_rng(0).standard_normal((2, 1, 6, 6)).astype(np.float32)
+    model = SmallCNN()
+    path = tmp_path / 'cnn.png'
+    model.plot(x, to_file=str(path))
+    assert path.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    text = get_dot_graph(model(x))
+    for op in ('Conv2d', 'Pooling', 'ReLU', 'Dropout', 'Linear'):
+        assert f'label="{op}"' in text, op
+    # Batch norm is a composition of ops in training mode: its parameters are what identifies it.
+    assert 'label="gamma: (4,) float32"' in text and 'label="beta: (4,) float32"' in text
+
+
+def test_test_mode_turns_off_dropout_and_uses_running_batch_norm_statistics():
+    np.random.seed(0)
+    x = np.random.default_rng(1).standard_normal((8, 1, 6, 6)).astype(np.float32)
+    model = SmallCNN()
+    first_train, second_train = model(x).data, model(x).data
+    assert not np.allclose(first_train, second_train)  # fresh dropout masks
+    running_mean = model.bn.avg_mean.copy()
+    with dezero.test_mode():
+        first_test, second_test = model(x).data, model(x).data
+    np.testing.assert_array_equal(first_test, second_test)
+    np.testing.assert_array_equal(model.bn.avg_mean, running_mean)  # test mode never updates them
+    # Test mode equals a hand computation with the running statistics and no dropout.
+    conv = model.conv(x).data
+    scale = model.bn.gamma.data / np.sqrt(model.bn.avg_var + model.bn.eps)
+    normalised = (conv - model.bn.avg_mean.reshape(1, -1, 1, 1)) * scale.reshape(1, -1, 1, 1) \
+        + model.bn.beta.data.reshape(1, -1, 1, 1)
+    pooled = np.maximum(normalised, 0).reshape(8, 4, 3, 2, 3, 2).max(axis=(3, 5))
+    expected = pooled.reshape(8, -1) @ model.fc.W.data + model.fc.b.data
+    np.testing.assert_allclose(first_test, expected, rtol=1e-4, atol=1e-5)

@@ -1,4 +1,8 @@
-"""Elementwise math: sin, cos, tanh, exp, log. Each backward is written with these same ops."""
+"""Elementwise math: sin, cos, tanh, exp, log. Each backward is written with these same ops.
+
+The forwards call NumPy ufuncs directly: a CuPy array overrides them through ``__array_ufunc__``, so
+they run on the GPU unchanged, without a get_array_module call on these per-op hot paths.
+"""
 from __future__ import annotations
 
 from typing import Any
