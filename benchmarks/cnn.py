@@ -12,7 +12,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _timing import alternate, report  # noqa: I001  (first: it configures thread pools)
+from _timing import compare_training  # noqa: I001  (first: it configures thread pools)
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -42,19 +42,6 @@ class DezeroCNN(Model):
         return self.fc2(h)
 
 
-def build_dezero(x: np.ndarray, t: np.ndarray):
-    model = DezeroCNN()
-    optimizer = optimizers.Adam().setup(model)
-
-    def step() -> None:
-        loss = F.softmax_cross_entropy(model(x), t)
-        model.cleargrads()
-        loss.backward()
-        optimizer.update()
-
-    return model, step
-
-
 class TorchCNN(torch.nn.Module):
     def __init__(self) -> None:
         super().__init__()
@@ -72,40 +59,14 @@ class TorchCNN(torch.nn.Module):
         return self.fc2(h)
 
 
-def build_torch(x: np.ndarray, t: np.ndarray):
-    model = TorchCNN()
-    optimizer = torch.optim.Adam(model.parameters())
-    xt, tt = torch.from_numpy(x), torch.from_numpy(t.astype(np.int64))
-
-    def step() -> None:
-        loss = torch.nn.functional.cross_entropy(model(xt), tt)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-
-    return model, step
-
-
 def main() -> None:
-    torch.set_num_threads(os.cpu_count() or 1)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((BATCH, 1, 28, 28)).astype(np.float32)
     t = rng.integers(0, CLASSES, BATCH).astype(np.int32)
-    model, dezero_step = build_dezero(x, t)
-    _, torch_step = build_torch(x, t)
-    dezero_step()
-    dtypes = {p.data.dtype for p in model.params()} | {p.grad.data.dtype for p in model.params()}
-    assert dtypes == {np.dtype(np.float32)}, f'float64 crept in: {dtypes}'
-    if '--profile' in sys.argv:
-        import cProfile
-        import pstats
-        profiler = cProfile.Profile()
-        profiler.runcall(lambda: [dezero_step() for _ in range(10)])
-        pstats.Stats(profiler).sort_stats('tottime').print_stats(25)
-        return
-    ours, theirs = alternate(dezero_step, torch_step, ROUNDS, warmup=3)
-    report(f'CNN conv32-conv64-pool-fc128-fc10, batch {BATCH}, 1x28x28 float32, Adam: one training '
-           'iteration', 'ms', 1e3, ours, theirs)
+    model, torch_model = DezeroCNN(), TorchCNN()
+    compare_training(f'CNN conv32-conv64-pool-fc128-fc10, batch {BATCH}, 1x28x28 float32, Adam: one '
+                     'training iteration', model, optimizers.Adam().setup(model),
+                     torch_model, torch.optim.Adam(torch_model.parameters()), x, t, ROUNDS)
 
 
 if __name__ == '__main__':

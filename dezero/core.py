@@ -95,18 +95,22 @@ class Variable:
     # --- array-like properties -------------------------------------------------------------
     @property
     def shape(self) -> tuple[int, ...]:
+        """Shape of ``data``."""
         return self.data.shape
 
     @property
     def ndim(self) -> int:
+        """Number of dimensions of ``data``."""
         return self.data.ndim
 
     @property
     def size(self) -> int:
+        """Number of elements of ``data``."""
         return self.data.size
 
     @property
     def dtype(self) -> Any:
+        """dtype of ``data``."""
         return self.data.dtype
 
     def __len__(self) -> int:
@@ -119,10 +123,12 @@ class Variable:
 
     # --- graph -----------------------------------------------------------------------------
     def set_creator(self, func: Function) -> None:
+        """Record ``func`` as the op that produced this variable, one generation after it."""
         self.creator = func
         self.generation = func.generation + 1
 
     def cleargrad(self) -> None:
+        """Forget the gradient (set ``grad`` to None) before a new backward pass."""
         self.grad = None
 
     def unchain(self) -> None:
@@ -216,18 +222,22 @@ class Variable:
 
     @property
     def T(self) -> Variable:
+        """All axes reversed (``transpose()``): ``(a, b)`` → ``(b, a)``."""
         from dezero.ops.shape import transpose
         return transpose(self)
 
     def sum(self, axis: Any = None, keepdims: bool = False) -> Variable:
+        """``F.sum(self, axis, keepdims)``: the sum over ``axis`` (all axes when None)."""
         from dezero.ops.reduction import sum
         return sum(self, axis, keepdims)
 
     def to_cpu(self) -> None:
+        """Move ``data`` to the CPU (a NumPy array)."""
         if self.data is not None:
             self.data = as_numpy(self.data)
 
     def to_gpu(self) -> None:
+        """Move ``data`` to the GPU (a CuPy array); raises RuntimeError without CuPy."""
         if self.data is not None:
             self.data = as_cupy(self.data)
 

@@ -114,6 +114,7 @@ class _ParamList:
         self._param_list = params
 
     def params(self) -> Iterable[Parameter]:
+        """The parameters given to ``setup``, in their order."""
         return iter(self._param_list)
 
 
@@ -264,11 +265,13 @@ class Adam(Optimizer):
         self.eps = eps
 
     def update(self) -> None:
+        """Count the step (for the bias correction in ``lr``), then update every parameter."""
         self.t += 1
         super().update()
 
     @property
     def lr(self) -> float:
+        """The bias-corrected step size ``alpha * sqrt(1 - beta2**t) / (1 - beta1**t)``."""
         correction1 = 1.0 - math.pow(self.beta1, self.t)
         correction2 = 1.0 - math.pow(self.beta2, self.t)
         return float(self.alpha) * math.sqrt(correction2) / correction1
