@@ -251,17 +251,26 @@ def col2im(x: Any, input_shape: tuple[int, ...], kernel_size: IntPair, stride: I
 # =============================================================================
 # Convolution
 # =============================================================================
+def _check_weights(op: str, x: Any, W: Any, b: Any, channel_axis: int) -> None:
+    """Check a 4-D ``x``, a ``W`` whose axis ``channel_axis`` holds x's channels (1 for conv2d's
+    ``(OC, C, KH, KW)``, 0 for deconv2d's ``(C, OC, KH, KW)``) and a bias of the other channel count."""
+    _check_image(op, x)
+    c = x.shape[1]
+    if W.ndim != 4 or W.shape[channel_axis] != c:
+        expected = f'(OC, {c}, KH, KW)' if channel_axis == 1 else f'({c}, OC, KH, KW)'
+        raise ValueError(f'{op}: W of shape {W.shape} does not fit x of shape {x.shape} '
+                         f'(expected W {expected})')
+    oc = W.shape[1 - channel_axis]
+    if b is not None and b.shape != (oc,):
+        raise ValueError(f'{op}: b of shape {b.shape} does not fit W of shape {W.shape} '
+                         f'(expected ({oc},))')
+
+
 def _conv_forward(x: Any, W: Any, b: Any, stride: tuple[int, int], pad: tuple[int, int]) -> Any:
     """``conv2d`` on arrays: per batch chunk, copy the patches and run one batched GEMM."""
     xp = get_array_module(x)
-    _check_image('conv2d', x)
-    if W.ndim != 4 or W.shape[1] != x.shape[1]:
-        raise ValueError(f'conv2d: W of shape {W.shape} does not fit x of shape {x.shape} '
-                         f'(expected W (OC, {x.shape[1]}, KH, KW))')
+    _check_weights('conv2d', x, W, b, channel_axis=1)
     oc, c, kh, kw = W.shape
-    if b is not None and b.shape != (oc,):
-        raise ValueError(f'conv2d: b of shape {b.shape} does not fit W of shape {W.shape} '
-                         f'(expected ({oc},))')
     n = x.shape[0]
     oh, ow = _out_hw('conv2d', x.shape, (kh, kw), stride, pad)
     k, p = c * kh * kw, oh * ow
@@ -287,14 +296,8 @@ def _deconv_forward(x: Any, W: Any, b: Any, stride: tuple[int, int], pad: tuple[
     """``deconv2d`` on arrays: per batch chunk, one batched GEMM gives every input pixel times the
     kernel (the output's patches), which are then folded (summed) into the output."""
     xp = get_array_module(x)
-    _check_image('deconv2d', x)
-    if W.ndim != 4 or W.shape[0] != x.shape[1]:
-        raise ValueError(f'deconv2d: W of shape {W.shape} does not fit x of shape {x.shape} '
-                         f'(expected W ({x.shape[1]}, OC, KH, KW))')
+    _check_weights('deconv2d', x, W, b, channel_axis=0)
     c, oc, kh, kw = W.shape
-    if b is not None and b.shape != (oc,):
-        raise ValueError(f'deconv2d: b of shape {b.shape} does not fit W of shape {W.shape} '
-                         f'(expected ({oc},))')
     n, _, h, w = x.shape
     out_h, out_w = _deconv_outsize((h, w), (kh, kw), stride, pad, outsize)
     if stride == (1, 1):
