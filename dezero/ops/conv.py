@@ -573,9 +573,9 @@ class Pooling(Function):
         return Pooling2DGrad(self.indexes, self.input_shape, self.kernel_size, self.stride, self.pad)(gy)
 
 
-class Pooling2DGrad(Function):
-    """Gradient of max pooling: scatter ``gy (N, C, OH, OW)`` to the argmax positions of an image of
-    ``input_shape``; its own gradient gathers at those positions (``Pooling2DWithIndexes``)."""
+class _ArgmaxPlacement(Function):
+    """Base of the scatter/gather pair of max pooling: both keep the saved argmax ``indexes`` and the
+    pooling geometry they refer to."""
 
     def __init__(self, indexes: Any, input_shape: tuple[int, ...], kernel_size: tuple[int, int],
                  stride: tuple[int, int], pad: tuple[int, int]) -> None:
@@ -584,6 +584,11 @@ class Pooling2DGrad(Function):
         self.kernel_size = kernel_size
         self.stride = stride
         self.pad = pad
+
+
+class Pooling2DGrad(_ArgmaxPlacement):
+    """Gradient of max pooling: scatter ``gy (N, C, OH, OW)`` to the argmax positions of an image of
+    ``input_shape``; its own gradient gathers at those positions (``Pooling2DWithIndexes``)."""
 
     def forward(self, gy: Any) -> Any:
         return _scatter_to_argmax(gy, self.indexes, self.input_shape, self.kernel_size, self.stride,
@@ -594,17 +599,9 @@ class Pooling2DGrad(Function):
                                     self.pad)(ggx)
 
 
-class Pooling2DWithIndexes(Function):
+class Pooling2DWithIndexes(_ArgmaxPlacement):
     """Gather from ``x`` (shape ``input_shape``) the pixel each window's saved argmax points to →
     ``(N, C, OH, OW)``; its gradient is the scatter ``Pooling2DGrad``."""
-
-    def __init__(self, indexes: Any, input_shape: tuple[int, ...], kernel_size: tuple[int, int],
-                 stride: tuple[int, int], pad: tuple[int, int]) -> None:
-        self.indexes = indexes
-        self.input_shape = input_shape
-        self.kernel_size = kernel_size
-        self.stride = stride
-        self.pad = pad
 
     def forward(self, x: Any) -> Any:
         if x.shape != self.input_shape:
