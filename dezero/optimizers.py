@@ -19,12 +19,14 @@ parameter; when a parameter has moved between CPU and GPU its state follows it a
 """
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
 
+from dezero._parallel import split_apply
 from dezero.core import Parameter, Variable
 from dezero.cuda import as_cupy, as_numpy, get_array_module
 
@@ -276,30 +278,33 @@ class Adam(Optimizer):
         correction2 = 1.0 - math.pow(self.beta2, self.t)
         return float(self.alpha) * math.sqrt(correction2) / correction1
 
-    def _moments(self, param: Parameter) -> tuple[Any, Any]:
-        """Advance ``m`` and ``v`` of ``param`` by one step and return them."""
-        grad = param.grad.data
-        state = self._state(param)
-        m, v = state['m'], state['v']
-        beta1, beta2 = float(self.beta1), float(self.beta2)
-        delta = grad - m
-        delta *= 1.0 - beta1
-        m += delta
-        xp = get_array_module(grad)
-        xp.multiply(grad, grad, out=delta)
-        delta -= v
-        delta *= 1.0 - beta2
-        v += delta
-        return m, v
-
     def update_one(self, param: Parameter) -> None:
-        m, v = self._moments(param)
-        xp = get_array_module(m)
-        step = xp.sqrt(v)
-        step += float(self.eps)
-        xp.divide(m, step, out=step)
-        step *= self.lr
-        param.data -= step
+        state = self._state(param)
+        # Each parameter's update runs over all cores: every array splits alike along axis 0.
+        split_apply(functools.partial(_adam_step, self.lr, float(self.beta1), float(self.beta2),
+                                      float(self.eps), 1.0),
+                    param.data, param.grad.data, state['m'], state['v'])
+
+
+def _adam_step(lr: float, beta1: float, beta2: float, eps: float, v_divisor: float,
+               param: Any, grad: Any, m: Any, v: Any) -> None:
+    """One Adam step on arrays, in place (each may be a slice of the parameter):
+    ``m``, ``v`` advance; ``param -= lr * m / (sqrt(v) / v_divisor + eps)``."""
+    xp = get_array_module(param)
+    delta = grad - m
+    delta *= 1.0 - beta1
+    m += delta
+    xp.multiply(grad, grad, out=delta)
+    delta -= v
+    delta *= 1.0 - beta2
+    v += delta
+    step = xp.sqrt(v, out=delta)
+    if v_divisor != 1.0:
+        step /= v_divisor
+    step += eps
+    xp.divide(m, step, out=step)
+    step *= lr
+    param -= step
 
 
 class AdamW(Adam):
@@ -320,14 +325,11 @@ class AdamW(Adam):
     def update_one(self, param: Parameter) -> None:
         alpha = float(self.alpha)
         param.data *= 1.0 - alpha * float(self.weight_decay)
-        m, v = self._moments(param)
-        xp = get_array_module(m)
-        step = xp.sqrt(v)
-        step /= math.sqrt(1.0 - math.pow(self.beta2, self.t))
-        step += float(self.eps)
-        xp.divide(m, step, out=step)
-        step *= alpha / (1.0 - math.pow(self.beta1, self.t))
-        param.data -= step
+        state = self._state(param)
+        split_apply(functools.partial(_adam_step, alpha / (1.0 - math.pow(self.beta1, self.t)),
+                                      float(self.beta1), float(self.beta2), float(self.eps),
+                                      math.sqrt(1.0 - math.pow(self.beta2, self.t))),
+                    param.data, param.grad.data, state['m'], state['v'])
 
 
 # =============================================================================

@@ -5,6 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as TF
 
+import dezero._parallel
 import dezero.functions as F
 from dezero import Variable
 from tests.oracle import check_op
@@ -92,6 +93,31 @@ def test_relu_gradient_is_the_mask():
     x = Variable(np.array([-2.0, 0.0, 3.0], np.float32))
     F.relu(x).backward()
     np.testing.assert_array_equal(x.grad.data, [0, 0, 1])
+
+
+def test_relu_split_over_threads_matches_torch(monkeypatch):
+    # A size threshold of 1 sends this small array through the multithreaded split path.
+    monkeypatch.setattr(dezero._parallel, '_SPLIT_MIN_SIZE', 1)
+    check_op(F.relu, torch.relu, [away_from_zero((5, 3, 4))])
+
+
+def test_relu_gradient_of_the_gradient_is_the_mask_again():
+    # gx = w * mask depends on w through ReLUGrad, whose own backward must apply the mask again.
+    x, w = Variable(np.array([-2.0, 1.5, 3.0])), Variable(np.array([4.0, 5.0, 6.0]))
+    F.sum(F.relu(x) * w).backward(create_graph=True)
+    gx = x.grad
+    x.cleargrad()
+    w.cleargrad()
+    F.sum(gx * np.array([7.0, 8.0, 9.0])).backward()
+    np.testing.assert_array_equal(w.grad.data, [0, 8, 9])
+
+
+def test_split_apply_writes_every_part(monkeypatch):
+    monkeypatch.setattr(dezero._parallel, '_SPLIT_MIN_SIZE', 1)
+    x = np.arange(10.0) - 5
+    out = np.empty_like(x)
+    dezero._parallel.split_apply(lambda x, out: np.negative(x, out=out), x, out)
+    np.testing.assert_array_equal(out, -x)
 
 
 def test_sigmoid_third_derivative_matches_torch():

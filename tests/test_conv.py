@@ -5,6 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as TF
 
+import dezero._parallel
 import dezero.functions as F
 import dezero.functions_conv as FC
 import dezero.ops.conv as conv_module
@@ -51,6 +52,22 @@ def test_conv_family_in_batch_chunks(monkeypatch, stride, pad):
     x, W = rng.standard_normal((3, 2, 4, 3)), rng.standard_normal((2, 3, 3, 2))
     check_op(lambda x, W, b: F.deconv2d(x, W, b, stride=stride, pad=pad),
              lambda x, W, b: TF.conv_transpose2d(x, W, b, stride=stride, padding=pad), [x, W, b])
+
+
+@pytest.mark.parametrize('stride,pad', [(1, 0), (1, (2, 1)), (2, 1)])
+def test_conv_family_split_over_threads(monkeypatch, stride, pad):
+    # A size threshold of 1 sends even these small arrays through the multithreaded split path.
+    monkeypatch.setattr(dezero._parallel, '_SPLIT_MIN_SIZE', 1)
+    x, W, b = rng.standard_normal((3, 2, 6, 7)), rng.standard_normal((3, 2, 3, 2)), rng.standard_normal(3)
+    check_op(lambda x, W, b: F.conv2d(x, W, b, stride=stride, pad=pad),
+             lambda x, W, b: TF.conv2d(x, W, b, stride=stride, padding=pad), [x, W, b])
+    x, W = rng.standard_normal((3, 2, 4, 3)), rng.standard_normal((2, 3, 3, 2))
+    check_op(lambda x, W, b: F.deconv2d(x, W, b, stride=stride, pad=pad),
+             lambda x, W, b: TF.conv_transpose2d(x, W, b, stride=stride, padding=pad), [x, W, b])
+    for kernel, pool_stride in [(2, 2), (3, 1)]:
+        x = rng.permutation(3 * 2 * 6 * 7).reshape(3, 2, 6, 7).astype(np.float64)
+        check_op(lambda x, k=kernel, s=pool_stride: F.pooling(x, k, s),
+                 lambda x, k=kernel, s=pool_stride: TF.max_pool2d(x, k, s), [x])
 
 
 # id, x shape, W shape (C, OC, KH, KW), stride, pad, outsize (None: the default size)

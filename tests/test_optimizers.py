@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+import dezero
+import dezero._parallel
 import dezero.functions as F
 from dezero import Layer, Parameter, Variable, optimizers
 from dezero.layers import Linear
@@ -307,3 +309,24 @@ def test_state_follows_its_parameter_between_devices(monkeypatch):
     monkeypatch.setattr(optimizers, 'as_numpy', np.asarray)
     optimizer.to_cpu()
     assert all(type(a) is np.ndarray for s in optimizer.state.values() for a in s.values())
+
+
+@pytest.mark.parametrize('make', [lambda: optimizers.Adam(alpha=0.01), lambda: optimizers.AdamW(alpha=0.01)],
+                         ids=['Adam', 'AdamW'])
+def test_adam_split_over_threads_gives_the_same_trajectory(monkeypatch, make):
+    """Large parameters are updated in slices on several threads; the result must not change."""
+    def trajectory():
+        rng = np.random.default_rng(3)
+        param = dezero.Parameter(rng.standard_normal((16, 5)).astype(np.float32))
+        optimizer = make().setup([param])
+        for _ in range(5):
+            param.grad = dezero.Variable(rng.standard_normal((16, 5)).astype(np.float32))
+            optimizer.update()
+        return param.data
+
+    serial = trajectory()
+    monkeypatch.setattr(dezero._parallel, '_SPLIT_MIN_SIZE', 1)
+    monkeypatch.setattr(dezero._parallel, '_WORKERS', 3)
+    split = trajectory()
+    np.testing.assert_array_equal(split, serial)
+    assert split.dtype == np.float32

@@ -10,15 +10,15 @@ from typing import Any
 
 import numpy as np
 
+from dezero._parallel import split_apply
 from dezero.core import Function, Variable, as_variable
 from dezero.cuda import get_array_module
 from dezero.ops.math import exp, tanh
 from dezero.ops.reduction import sum
 
-__all__ = ['Sigmoid', 'ReLU', 'LeakyReLU', 'Softmax', 'LogSoftmax', 'Softplus', 'LogSigmoid',
+__all__ = ['Sigmoid', 'ReLU', 'ReLUGrad', 'LeakyReLU', 'Softmax', 'LogSoftmax', 'Softplus', 'LogSigmoid',
            'sigmoid', 'relu', 'leaky_relu', 'softmax', 'log_softmax', 'gelu', 'softplus', 'log_sigmoid',
            'silu', 'swish']
-
 
 def _sigmoid_array(x: Any) -> Any:
     """``1 / (1 + exp(-x))`` without overflow and with full relative precision on both tails."""
@@ -56,12 +56,35 @@ class ReLU(Function):
     """Elementwise ``max(x, 0)``; backward multiplies by the constant mask ``x > 0``."""
 
     def forward(self, x: Any) -> Any:
-        return get_array_module(x).maximum(x, 0)
+        xp = get_array_module(x)
+        y = xp.empty(x.shape, dtype=x.dtype)
+        split_apply(lambda x_part, y_part: xp.maximum(x_part, 0, out=y_part), x.reshape(-1),
+                    y.reshape(-1))
+        return y
 
     def backward(self, gy: Variable) -> Variable:
-        x = self.inputs[0].data
-        # The mask is a constant: relu is piecewise linear, so its second derivative is zero.
-        return gy * (x > 0).astype(x.dtype)
+        return ReLUGrad(self.inputs[0].data)(gy)
+
+
+class ReLUGrad(Function):
+    """relu's backward: ``gy`` times the mask ``x > 0`` of the constant input ``x``, any shape.
+
+    The boolean mask multiplies directly (cast inside the ufunc loop, no float copy of the mask). As
+    relu is piecewise linear its second derivative is zero, so this op's own gradient is itself.
+    """
+
+    def __init__(self, x: Any) -> None:
+        self.x = x
+
+    def forward(self, gy: Any) -> Any:
+        xp = get_array_module(gy)
+        gx = xp.empty(gy.shape, dtype=gy.dtype)
+        split_apply(lambda gy_part, x_part, gx_part: xp.multiply(gy_part, x_part > 0, out=gx_part),
+                    gy.reshape(-1), self.x.reshape(-1), gx.reshape(-1))
+        return gx
+
+    def backward(self, ggx: Variable) -> Variable:
+        return ReLUGrad(self.x)(ggx)
 
 
 def relu(x: Any) -> Variable:

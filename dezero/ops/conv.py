@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from dezero._parallel import split_apply
 from dezero.core import Constant, Function, Variable, broadcast_to
 from dezero.cuda import get_array_module
 from dezero.ops.linalg import linear
@@ -282,7 +283,7 @@ def _conv_forward(x: Any, W: Any, b: Any, stride: tuple[int, int], pad: tuple[in
     buffer = xp.empty((chunks[0].stop, c, kh, kw, oh, ow), dtype=dtype)
     for chunk in chunks:
         patches = buffer[:chunk.stop - chunk.start]
-        patches[...] = view[chunk]
+        split_apply(xp.copyto, patches, view[chunk])
         # (OC, K) @ (B, K, OH*OW) lands in (B, OC, OH*OW): the output layout, no transpose.
         y_chunk = y[chunk]
         xp.matmul(W_matrix, patches.reshape(-1, k, p), out=y_chunk)
@@ -320,6 +321,11 @@ def _deconv_forward(x: Any, W: Any, b: Any, stride: tuple[int, int], pad: tuple[
     return y
 
 
+def _add_into(target: Any, values: Any) -> None:
+    """``target += values`` in place (a kernel for split_apply)."""
+    get_array_module(target).add(target, values, out=target)
+
+
 def _deconv_stride1(x: Any, W: Any, pad: tuple[int, int], out_hw: tuple[int, int]) -> Any:
     """deconv2d with stride 1, folding with contiguous adds over KH row offsets only.
 
@@ -350,12 +356,12 @@ def _deconv_stride1(x: Any, W: Any, pad: tuple[int, int], out_hw: tuple[int, int
         size = chunk.stop - chunk.start
         interior[:size, :, :, :w] = x[chunk]
         for j in range(kw):
-            shifted[:size, :, j] = extended[:size, :, kw - 1 - j:kw - 1 - j + length]
+            split_apply(xp.copyto, shifted[:size, :, j], extended[:size, :, kw - 1 - j:kw - 1 - j + length])
         product = xp.matmul(W_rows, shifted[:size].reshape(size, c * kw, length), out=rows[:size])
         product = product.reshape(size, oc, kh, length)
         flat_chunk = flat[chunk]
         for i in range(kh):
-            flat_chunk[:, :, i * wp:i * wp + length] += product[:, :, i]
+            split_apply(_add_into, flat_chunk[:, :, i * wp:i * wp + length], product[:, :, i])
     image = flat[:, :, :hp * wp].reshape(n, oc, hp, wp)
     return image[:, :, ph:ph + out_hw[0], pw:pw + out_hw[1]]
 
@@ -476,7 +482,7 @@ class Conv2DGradW(Function):
         for chunk in chunks:
             size = chunk.stop - chunk.start
             patches = buffer[:size]
-            patches[...] = view[chunk]
+            split_apply(xp.copyto, patches, view[chunk])
             # Per image (OC, P) @ (P, K): the transposed patches are read in place by the GEMM.
             xp.matmul(gy_flat[chunk], patches.reshape(size, k, p).transpose(0, 2, 1), out=products[:size])
             gW += products[:size].sum(axis=0)
@@ -513,14 +519,19 @@ def _scatter_to_argmax(gy: Any, indexes: Any, input_shape: tuple[int, ...], kern
     disjoint = stride[0] >= kh and stride[1] >= kw
     tiled = stride == kernel and h + 2 * ph == out_hw[0] * kh and w + 2 * pw == out_hw[1] * kw
     gx = (xp.empty if tiled else xp.zeros)((n, c, h + 2 * ph, w + 2 * pw), dtype=gy.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            chosen = indexes == i * kw + j
-            target = gx[_offset_slices(i, j, stride, out_hw)]
-            if disjoint:
-                xp.multiply(gy, chosen, out=target)
-            else:
-                target += gy * chosen
+
+    def scatter(gy: Any, indexes: Any, gx: Any) -> None:
+        for i in range(kh):
+            for j in range(kw):
+                chosen = indexes == i * kw + j
+                target = gx[_offset_slices(i, j, stride, out_hw)]
+                if disjoint:
+                    xp.multiply(gy, chosen, out=target)
+                else:
+                    target += gy * chosen
+
+    # Images are independent, so the strided (slow per element) loops run on every core.
+    split_apply(scatter, gy, indexes, gx)
     if ph == 0 and pw == 0:
         return gx
     return gx[:, :, ph:ph + h, pw:pw + w]
@@ -557,14 +568,21 @@ class Pooling(Function):
         # Running max over the KH*KW offsets; a strict '>' keeps the first maximum, as torch does.
         # Offsets are visited in increasing order, so where offset k wins it is the largest index so
         # far: a maximum records it without a masked write (masked writes are several times slower).
-        y = view[:, :, 0, 0].copy()
         index_dtype = np.int8 if kh * kw <= 127 else np.int32
-        indexes = xp.zeros(y.shape, dtype=index_dtype)
-        for k in range(1, kh * kw):
-            candidate = view[:, :, k // kw, k % kw]
-            better = candidate > y
-            xp.maximum(y, candidate, out=y)
-            xp.maximum(indexes, better * index_dtype(k), out=indexes)
+        y = xp.empty((x.shape[0], x.shape[1]) + out_hw, dtype=x.dtype)
+        indexes = xp.empty(y.shape, dtype=index_dtype)
+
+        def running_max(view: Any, y: Any, indexes: Any) -> None:
+            y[...] = view[:, :, 0, 0]
+            indexes[...] = 0
+            for k in range(1, kh * kw):
+                candidate = view[:, :, k // kw, k % kw]
+                better = candidate > y
+                xp.maximum(y, candidate, out=y)
+                xp.maximum(indexes, better * index_dtype(k), out=indexes)
+
+        # Images are independent, so the strided (slow per element) loops run on every core.
+        split_apply(running_max, view, y, indexes)
         self.indexes = indexes
         self.input_shape = x.shape
         return y
