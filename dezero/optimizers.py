@@ -131,7 +131,12 @@ class SGD(Optimizer):
         self.lr = lr
 
     def update_one(self, param: Parameter) -> None:
-        param.data -= float(self.lr) * param.grad.data
+        split_apply(functools.partial(_sgd_step, float(self.lr)), param.data, param.grad.data)
+
+
+def _sgd_step(lr: float, param: Any, grad: Any) -> None:
+    """``param -= lr * grad`` in place (on a whole parameter or a slice of one)."""
+    param -= lr * grad
 
 
 class MomentumSGD(Optimizer):

@@ -311,9 +311,9 @@ def test_state_follows_its_parameter_between_devices(monkeypatch):
     assert all(type(a) is np.ndarray for s in optimizer.state.values() for a in s.values())
 
 
-@pytest.mark.parametrize('make', [lambda: optimizers.Adam(alpha=0.01), lambda: optimizers.AdamW(alpha=0.01)],
-                         ids=['Adam', 'AdamW'])
-def test_adam_split_over_threads_gives_the_same_trajectory(monkeypatch, make):
+@pytest.mark.parametrize('make', [lambda: optimizers.SGD(lr=0.1), lambda: optimizers.Adam(alpha=0.01),
+                                  lambda: optimizers.AdamW(alpha=0.01)], ids=['SGD', 'Adam', 'AdamW'])
+def test_updates_split_over_threads_give_the_same_trajectory(monkeypatch, make):
     """Large parameters are updated in slices on several threads; the result must not change."""
     def trajectory():
         rng = np.random.default_rng(3)
