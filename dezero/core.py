@@ -421,8 +421,12 @@ class SumTo(Function):
 
 def sum_to(x: Any, shape: tuple[int, ...]) -> Variable:
     """Sum ``x`` down to ``shape`` (the inverse of broadcasting); ``x`` itself if already that shape."""
+    shape = tuple(shape)
     if x.shape == shape:
         return as_variable(x)
+    if len(shape) > x.ndim or any(n not in (1, m) for n, m in zip(shape[::-1], x.shape[::-1])):
+        raise ValueError(f'sum_to: shape {x.shape} cannot be summed to {shape} '
+                         f'({shape} does not broadcast to {x.shape})')
     return SumTo(shape)(x)
 
 
@@ -498,13 +502,17 @@ class _ConstantOp(Function):
         return _unbroadcast(gx, self.inputs[0]) if self.broadcasts else gx
 
 
-def _operands(x0: Any, x1: Any) -> tuple[Variable, Any, bool]:
-    """Sort a binary op's operands into (Variable, constant-or-Variable, swapped)."""
+def _apply_binary(x0: Any, x1: Any, op: type, constant_op: Any, reflected_op: Any) -> Variable:
+    """Run a binary op: ``op`` when both operands are Variables, else the one-input op holding the
+    constant, ``constant_op(c)(x)`` for ``x OP c`` or ``reflected_op(c)(x)`` for ``c OP x``."""
     if isinstance(x0, Variable):
-        return x0, x1, False
+        if isinstance(x1, Variable):
+            return op()(x0, x1)
+        return constant_op(_as_constant(x1, x0.data))(x0)
     if isinstance(x1, Variable):
-        return x1, x0, True
-    return Constant(as_array(x0)), x1, False
+        return reflected_op(_as_constant(x0, x1.data))(x1)
+    x0 = Constant(as_array(x0))
+    return constant_op(_as_constant(x1, x0.data))(x0)
 
 
 class Add(Function):
@@ -520,11 +528,13 @@ class Add(Function):
 
 
 class AddConstant(_ConstantOp):
+    name = 'add'  # 'sub' when it computes ``x - c`` as ``x + (-c)``, so errors name what was written
+
     def forward(self, x: Any) -> Any:
         try:
             return x + self.c
         except ValueError:
-            raise _broadcast_error('add', x, self.c) from None
+            raise _broadcast_error(self.name, x, self.c) from None
 
     def backward(self, gy: Variable) -> Variable:
         return self._reduce(gy)
@@ -532,10 +542,7 @@ class AddConstant(_ConstantOp):
 
 def add(x0: Any, x1: Any) -> Variable:
     """``x0 + x1`` with NumPy broadcasting; either side may be a Variable, an array or a scalar."""
-    x, other, _ = _operands(x0, x1)
-    if isinstance(other, Variable):
-        return Add()(x, other)
-    return AddConstant(_as_constant(other, x.data))(x)
+    return _apply_binary(x0, x1, Add, AddConstant, AddConstant)
 
 
 class Mul(Function):
@@ -563,10 +570,7 @@ class MulConstant(_ConstantOp):
 
 def mul(x0: Any, x1: Any) -> Variable:
     """``x0 * x1`` (elementwise, broadcasting); either side may be a Variable, an array or a scalar."""
-    x, other, _ = _operands(x0, x1)
-    if isinstance(other, Variable):
-        return Mul()(x, other)
-    return MulConstant(_as_constant(other, x.data))(x)
+    return _apply_binary(x0, x1, Mul, MulConstant, MulConstant)
 
 
 class Neg(Function):
@@ -607,13 +611,16 @@ class RSubConstant(_ConstantOp):
         return self._reduce(-gy)
 
 
+def _add_negated(c: Any) -> AddConstant:
+    """``x - c`` is ``x + (-c)``: no separate op needed."""
+    op = AddConstant(-c)
+    op.name = 'sub'
+    return op
+
+
 def sub(x0: Any, x1: Any) -> Variable:
     """``x0 - x1`` (broadcasting); either side may be a Variable, an array or a scalar."""
-    x, other, swapped = _operands(x0, x1)
-    if isinstance(other, Variable):
-        return Sub()(x, other)
-    c = _as_constant(other, x.data)
-    return RSubConstant(c)(x) if swapped else AddConstant(-c)(x)
+    return _apply_binary(x0, x1, Sub, _add_negated, RSubConstant)
 
 
 def rsub(x0: Any, x1: Any) -> Variable:
@@ -663,11 +670,7 @@ class RDivConstant(_ConstantOp):
 
 def div(x0: Any, x1: Any) -> Variable:
     """``x0 / x1`` (true division, broadcasting); either side may be a Variable, an array or a scalar."""
-    x, other, swapped = _operands(x0, x1)
-    if isinstance(other, Variable):
-        return Div()(x, other)
-    c = _as_constant(other, x.data)
-    return RDivConstant(c)(x) if swapped else DivConstant(c)(x)
+    return _apply_binary(x0, x1, Div, DivConstant, RDivConstant)
 
 
 def rdiv(x0: Any, x1: Any) -> Variable:
@@ -726,11 +729,7 @@ class RPowConstant(_ConstantOp):
 
 def pow(x0: Any, x1: Any) -> Variable:
     """``x0 ** x1``; the exponent may be a constant (the book) or a Variable (differentiable in both)."""
-    x, other, swapped = _operands(x0, x1)
-    if isinstance(other, Variable):
-        return Pow()(x, other)
-    c = _as_constant(other, x.data)
-    return RPowConstant(c)(x) if swapped else PowConstant(c)(x)
+    return _apply_binary(x0, x1, Pow, PowConstant, RPowConstant)
 
 
 def rpow(x0: Any, x1: Any) -> Variable:

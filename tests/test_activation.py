@@ -161,3 +161,9 @@ def test_activations_accept_plain_arrays():
     x = rng.standard_normal((2, 3))
     np.testing.assert_allclose(F.softmax(x).data.sum(1), [1.0, 1.0])
     np.testing.assert_allclose(F.relu(x).data, np.maximum(x, 0))
+
+
+@pytest.mark.parametrize('ours,name', [(F.softmax, 'softmax'), (F.log_softmax, 'log_softmax')])
+def test_softmax_axis_out_of_range_names_the_function_and_shape(ours, name):
+    with pytest.raises(ValueError, match=rf'{name}: axis 3 is out of range for an input of shape \(2, 3\)'):
+        ours(Variable(np.ones((2, 3))), axis=3)

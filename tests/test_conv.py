@@ -42,28 +42,28 @@ def test_conv2d_against_torch(x_shape, W_shape, stride, pad, bias):
              lambda x, W, *b: TF.conv2d(x, W, *b, stride=stride, padding=pad), inputs)
 
 
-@pytest.mark.parametrize('stride,pad', [(1, 1), ((2, 3), (0, 1))])
-def test_conv_family_in_batch_chunks(monkeypatch, stride, pad):
-    # A tiny working-set budget makes the CPU kernels go one image at a time.
-    monkeypatch.setattr(conv_module, '_CHUNK_BYTES', 1)
+def _check_conv_and_deconv(stride, pad):
+    """conv2d and deconv2d with bias on a 3-image batch against torch, to second order."""
     x, W, b = rng.standard_normal((3, 2, 6, 7)), rng.standard_normal((3, 2, 3, 2)), rng.standard_normal(3)
     check_op(lambda x, W, b: F.conv2d(x, W, b, stride=stride, pad=pad),
              lambda x, W, b: TF.conv2d(x, W, b, stride=stride, padding=pad), [x, W, b])
     x, W = rng.standard_normal((3, 2, 4, 3)), rng.standard_normal((2, 3, 3, 2))
     check_op(lambda x, W, b: F.deconv2d(x, W, b, stride=stride, pad=pad),
              lambda x, W, b: TF.conv_transpose2d(x, W, b, stride=stride, padding=pad), [x, W, b])
+
+
+@pytest.mark.parametrize('stride,pad', [(1, 1), ((2, 3), (0, 1))])
+def test_conv_family_in_batch_chunks(monkeypatch, stride, pad):
+    # A tiny working-set budget makes the CPU kernels go one image at a time.
+    monkeypatch.setattr(conv_module, '_CHUNK_BYTES', 1)
+    _check_conv_and_deconv(stride, pad)
 
 
 @pytest.mark.parametrize('stride,pad', [(1, 0), (1, (2, 1)), (2, 1)])
 def test_conv_family_split_over_threads(monkeypatch, stride, pad):
     # A size threshold of 1 sends even these small arrays through the multithreaded split path.
     monkeypatch.setattr(dezero._parallel, '_SPLIT_MIN_SIZE', 1)
-    x, W, b = rng.standard_normal((3, 2, 6, 7)), rng.standard_normal((3, 2, 3, 2)), rng.standard_normal(3)
-    check_op(lambda x, W, b: F.conv2d(x, W, b, stride=stride, pad=pad),
-             lambda x, W, b: TF.conv2d(x, W, b, stride=stride, padding=pad), [x, W, b])
-    x, W = rng.standard_normal((3, 2, 4, 3)), rng.standard_normal((2, 3, 3, 2))
-    check_op(lambda x, W, b: F.deconv2d(x, W, b, stride=stride, pad=pad),
-             lambda x, W, b: TF.conv_transpose2d(x, W, b, stride=stride, padding=pad), [x, W, b])
+    _check_conv_and_deconv(stride, pad)
     for kernel, pool_stride in [(2, 2), (3, 1)]:
         x = rng.permutation(3 * 2 * 6 * 7).reshape(3, 2, 6, 7).astype(np.float64)
         check_op(lambda x, k=kernel, s=pool_stride: F.pooling(x, k, s),

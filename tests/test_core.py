@@ -708,3 +708,11 @@ def test_backward_restores_enable_backprop_after_error():
     with pytest.raises(RuntimeError, match='broken backward'):
         y.backward(create_graph=False)
     assert Config.enable_backprop is True
+
+
+def test_subtracting_a_constant_of_the_wrong_shape_is_reported_as_sub():
+    x = Variable(np.ones((2, 3)))
+    with pytest.raises(ValueError, match=r'sub: operands of shapes \(2, 3\) and \(4, 5\)'):
+        x - np.ones((4, 5))
+    with pytest.raises(ValueError, match=r'add: operands of shapes \(2, 3\) and \(4, 5\)'):
+        x + np.ones((4, 5))

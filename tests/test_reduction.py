@@ -111,3 +111,8 @@ def test_repeated_axis_is_an_error():
 def test_average_of_empty_axis_is_an_error():
     with pytest.raises(ValueError, match='average: .*empty'):
         F.average(Variable(np.zeros((0, 3))), 0)
+
+
+def test_sum_with_an_axis_out_of_range_names_sum_and_the_shape():
+    with pytest.raises(ValueError, match=r'sum: axis 5 is out of range for an input of shape \(2, 3\)'):
+        F.sum(Variable(np.ones((2, 3))), axis=5)

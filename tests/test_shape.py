@@ -174,3 +174,21 @@ def test_errors_name_the_op_and_shapes():
         F.broadcast_to(x, (4, 3))
     with pytest.raises(IndexError, match=r'get_item.*\(2, 3\)'):
         x[5]
+
+
+def test_sum_to_a_shape_that_does_not_broadcast_names_sum_to():
+    with pytest.raises(ValueError, match=r'sum_to: shape \(2, 3\) cannot be summed to \(4,\)'):
+        F.sum_to(Variable(np.ones((2, 3))), (4,))
+    with pytest.raises(ValueError, match=r'sum_to'):
+        F.sum_to(Variable(np.ones((2, 3))), (1, 2, 3))
+
+
+@pytest.mark.parametrize('axis', [3, -4, 7])
+def test_expand_dims_axis_out_of_range_raises(axis):
+    with pytest.raises(ValueError, match=rf'expand_dims: axis {axis} is out of range for an input of shape'):
+        F.expand_dims(Variable(np.ones((2, 3))), axis)
+
+
+@pytest.mark.parametrize('axis,shape', [(2, (2, 3, 1)), (-3, (1, 2, 3)), (-1, (2, 3, 1))])
+def test_expand_dims_accepts_every_valid_axis(axis, shape):
+    assert F.expand_dims(Variable(np.ones((2, 3))), axis).shape == shape

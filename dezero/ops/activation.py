@@ -14,7 +14,7 @@ from dezero._parallel import split_apply
 from dezero.core import Function, Variable, as_variable
 from dezero.cuda import get_array_module
 from dezero.ops.math import exp, tanh
-from dezero.ops.reduction import sum
+from dezero.ops.reduction import _reduced_axes, sum
 
 __all__ = ['Sigmoid', 'ReLU', 'ReLUGrad', 'LeakyReLU', 'Softmax', 'LogSoftmax', 'Softplus', 'LogSigmoid',
            'sigmoid', 'relu', 'leaky_relu', 'softmax', 'log_softmax', 'gelu', 'softplus', 'log_sigmoid',
@@ -113,6 +113,15 @@ def leaky_relu(x: Any, slope: float = 0.2) -> Variable:
     return LeakyReLU(slope)(x)
 
 
+def _max_keepdims(name: str, x: Any, axis: Any) -> Any:
+    """``x.max(axis, keepdims=True)``; a bad ``axis`` raises an error naming ``name`` and the shape."""
+    try:
+        return x.max(axis=axis, keepdims=True)
+    except ValueError:  # NumPy's AxisError (checked only after a failure: no cost otherwise)
+        _reduced_axes(name, axis, x.shape)
+        raise
+
+
 class Softmax(Function):
     """Softmax along ``axis``; backward reads the output: ``y * gy - y * sum(y * gy, axis)``."""
 
@@ -121,7 +130,7 @@ class Softmax(Function):
 
     def forward(self, x: Any) -> Any:
         xp = get_array_module(x)
-        y = x - x.max(axis=self.axis, keepdims=True)
+        y = x - _max_keepdims('softmax', x, self.axis)
         xp.exp(y, out=y)
         y /= y.sum(axis=self.axis, keepdims=True)
         return y
@@ -148,7 +157,7 @@ class LogSoftmax(Function):
     def forward(self, x: Any) -> Any:
         xp = get_array_module(x)
         # (x - max) - log(sum): subtracting the max first keeps float32 digits when scores are large.
-        y = x - x.max(axis=self.axis, keepdims=True)
+        y = x - _max_keepdims('log_softmax', x, self.axis)
         y -= xp.log(xp.exp(y).sum(axis=self.axis, keepdims=True))
         return y
 

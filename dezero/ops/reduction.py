@@ -20,7 +20,11 @@ class Sum(Function):
         self.keepdims = keepdims
 
     def forward(self, x: Any) -> Any:
-        return x.sum(axis=self.axis, keepdims=self.keepdims)
+        try:
+            return x.sum(axis=self.axis, keepdims=self.keepdims)
+        except ValueError:  # NumPy's AxisError: name the op (checked only after a failure)
+            _reduced_axes('sum', self.axis, x.shape)
+            raise
 
     def backward(self, gy: Variable) -> Variable:
         x_shape = self.inputs[0].shape

@@ -116,6 +116,9 @@ def get_item(x: Any, slices: Any) -> Variable:
 def expand_dims(x: Any, axis: int) -> Variable:
     """Insert an axis of length 1 at ``axis`` (negative counts from the end of the result)."""
     shape = list(x.shape)
+    if not -len(shape) - 1 <= axis <= len(shape):
+        raise ValueError(f'expand_dims: axis {axis} is out of range for an input of shape {x.shape} '
+                         f'(expected {-len(shape) - 1} <= axis <= {len(shape)})')
     shape.insert(axis if axis >= 0 else len(shape) + 1 + axis, 1)
     return reshape(x, tuple(shape))
 
