@@ -311,6 +311,37 @@ def test_conv2d_third_order_against_torch():
     np.testing.assert_allclose(Wv.grad.data, g3W.numpy(), rtol=1e-9)
 
 
+def test_conv2d_bias_gradient_alone_is_differentiable():
+    # Conv2DGradW returns the weight and bias gradients together; here only the bias gradient is
+    # differentiated again, so its backward runs with no gradient for the weight output.
+    x, W, b, v = (rng.standard_normal(s) for s in [(2, 2, 5, 4), (3, 2, 3, 2), (3,), (3,)])
+    xv, Wv, bv = Variable(x), Variable(W), Variable(b)
+    y = F.conv2d(xv, Wv, bv, 1, 1)
+    (y * y).sum().backward(create_graph=True)
+    gb = bv.grad
+    xv.cleargrad()
+    Wv.cleargrad()
+    (gb * v).sum().backward()
+
+    xt, Wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, W, b))
+    yt = TF.conv2d(xt, Wt, bt, 1, 1)
+    (gbt,) = torch.autograd.grad((yt * yt).sum(), bt, create_graph=True)
+    gxt, gWt = torch.autograd.grad((gbt * torch.from_numpy(v)).sum(), [xt, Wt])
+    np.testing.assert_allclose(gb.data, gbt.detach().numpy(), rtol=1e-10)
+    np.testing.assert_allclose(xv.grad.data, gxt.numpy(), rtol=1e-10)
+    np.testing.assert_allclose(Wv.grad.data, gWt.numpy(), rtol=1e-10)
+
+
+def test_conv2d_weight_gradient_with_bias_matches_separate_sums():
+    x, gy = rng.standard_normal((3, 2, 6, 5)).astype(np.float32), rng.standard_normal((3, 4, 4, 3))
+    gy = gy.astype(np.float32)
+    gW, gb = conv_module.Conv2DGradW((3, 3), 1, 0, with_bias=True).forward(x, gy)
+    alone = conv_module.Conv2DGradW((3, 3), 1, 0).forward(x, gy)
+    assert gW.flags.c_contiguous and gW.dtype == gb.dtype == np.float32
+    np.testing.assert_allclose(gW, alone, rtol=1e-6)
+    np.testing.assert_allclose(gb, gy.sum(axis=(0, 2, 3)), rtol=1e-5)
+
+
 def test_conv2d_on_raw_input_gives_weight_gradient():
     # A raw array input becomes a Constant: its gradient is skipped, the weight's is exact.
     x, W = rng.standard_normal((2, 1, 6, 6)), rng.standard_normal((3, 1, 3, 3))
