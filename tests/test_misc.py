@@ -194,6 +194,27 @@ def test_concat_stack_where_errors(call, error, message):
         call()
 
 
+@pytest.mark.parametrize('ratio', [0.5, 0.25, 0.75, 0.125, 1 / 256, 0.3])
+@pytest.mark.parametrize('dtype', [np.float32, np.float64])
+def test_dropout_mask_statistics(ratio, dtype):
+    # Ratios that are multiples of 1/2 ... 1/256 take the few-bits path: each random byte gives a
+    # group of neighbouring mask values, which must still be independent of each other.
+    n = 400_000
+    np.random.seed(3)
+    y = F.dropout(Variable(np.ones(n, dtype)), ratio).data
+    np.random.seed(3)
+    again = F.dropout(Variable(np.ones(n, dtype)), ratio).data
+    np.testing.assert_array_equal(y, again)  # seeded by np.random.seed
+    assert y.dtype == dtype
+    np.testing.assert_allclose(np.unique(y), [0.0, 1 / (1 - ratio)], rtol=1e-6)
+    dropped = y == 0
+    sigma = (ratio * (1 - ratio) / n) ** 0.5
+    assert abs(dropped.mean() - ratio) < 5 * sigma
+    for gap in (1, 2, 3, 4, 8):  # neighbours within and across bytes
+        both = (dropped[:-gap] & dropped[gap:]).mean()
+        assert abs(both - ratio ** 2) < 5 * (ratio ** 2 * (1 - ratio ** 2) / n) ** 0.5 + 1e-4
+
+
 def test_dropout_drops_the_stated_fraction_in_float32():
     np.random.seed(0)
     x = Variable(np.ones((200, 500), np.float32))
