@@ -22,8 +22,8 @@ from dezero.layers.base import BatchNorm, Layer, Linear
 from dezero.layers.conv import Conv2d
 from dezero.models.base import Model
 from dezero.ops.activation import relu
-from dezero.ops.conv import pooling
 from dezero.ops.misc import concat, dropout
+from dezero.ops.pooling import pooling
 from dezero.ops.reduction import average
 from dezero.ops.shape import reshape
 

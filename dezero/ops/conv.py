@@ -1,10 +1,11 @@
-"""Convolution and pooling on ``(N, C, H, W)`` images: im2col/col2im, conv2d, deconv2d, max and
-average pooling, plus the book's ``conv2d_simple``/``pooling_simple`` built from im2col and basic ops.
+"""Convolution on ``(N, C, H, W)`` images: im2col/col2im, conv2d, deconv2d, and the book's
+``conv2d_simple`` built from im2col and linear. Pooling lives in ``dezero.ops.pooling`` and shares
+the window views and argument checks defined here.
 
 Every kernel is vectorised: a window *view* of the padded input (``as_strided``, no copy) gives all
-patches at once, and accumulation (col2im, gradients of pooling) loops only over the KH*KW kernel
-offsets, each step adding one strided slice. On the CPU the convolutions run a few images at a
-time (see ``_batch_chunks``): each chunk's patches are copied into a ``(C*KH*KW, B*OH*OW)`` matrix
+patches at once, and accumulation (col2im) loops only over the KH*KW kernel offsets, each step
+adding one strided slice. On the CPU the convolutions run a few images at a time (see
+``_batch_chunks``): each chunk's patches are copied into a ``(C*KH*KW, B*OH*OW)`` matrix
 whose columns run image by image, so the chunk is one wide GEMM (OpenBLAS runs these faster than
 a batch of per-image products), and the small ``(OC, B, OH*OW)`` result is transposed into the
 output while it is still in cache. Patches are recomputed for the weight gradient rather than kept.
@@ -12,9 +13,8 @@ Scratch buffers are reused between calls (``_chunk_buffer``), and elementwise pa
 on contiguous runs: NumPy's ufuncs are several times slower on strided blocks than on long runs.
 
 Backward passes are written with these same Functions, so gradients of any order work: conv2d's
-input gradient is deconv2d and vice versa, the weight gradient is ``Conv2DGradW`` (whose own
-gradient uses conv2d/deconv2d), and max pooling's gradient is a scatter (``Pooling2DGrad``) whose
-gradient is a gather (``Pooling2DWithIndexes``) and back.
+input gradient is deconv2d and vice versa, and the weight gradient is ``Conv2DGradW`` (whose own
+gradient uses conv2d/deconv2d).
 """
 from __future__ import annotations
 
@@ -27,14 +27,12 @@ from dezero._parallel import split_apply
 from dezero.core import Constant, Function, Variable, broadcast_to
 from dezero.cuda import get_array_module
 from dezero.ops.linalg import linear
-from dezero.ops.reduction import max as _max
 from dezero.ops.reduction import sum as _sum
 from dezero.ops.shape import reshape, transpose
 from dezero.utils import get_conv_outsize, get_deconv_outsize
 
-__all__ = ['Im2col', 'Col2im', 'Conv2d', 'Deconv2d', 'Conv2DGradW', 'Pooling', 'Pooling2DGrad',
-           'Pooling2DWithIndexes', 'AveragePooling', 'im2col', 'col2im', 'conv2d', 'deconv2d',
-           'pooling', 'average_pooling', 'conv2d_simple', 'pooling_simple']
+__all__ = ['Im2col', 'Col2im', 'Conv2d', 'Deconv2d', 'Conv2DGradW', 'im2col', 'col2im', 'conv2d',
+           'deconv2d', 'conv2d_simple']
 
 IntPair = int | tuple[int, int]
 
@@ -571,188 +569,6 @@ class Conv2DGradW(Function):
 
 
 # =============================================================================
-# Max pooling
-# =============================================================================
-def _check_pool_pad(kernel: tuple[int, int], pad: tuple[int, int]) -> None:
-    if pad[0] >= kernel[0] or pad[1] >= kernel[1]:
-        raise ValueError(f'pooling: pad {pad} must be smaller than kernel_size {kernel} '
-                         '(a window made only of padding has no maximum)')
-
-
-def _scatter_to_argmax(gy: Any, indexes: Any, input_shape: tuple[int, ...], kernel: tuple[int, int],
-                       stride: tuple[int, int], pad: tuple[int, int]) -> Any:
-    """Image of ``input_shape`` with each ``gy`` value added at its window's argmax position."""
-    xp = get_array_module(gy)
-    n, c, h, w = input_shape
-    ph, pw = pad
-    kh, kw = kernel
-    out_hw = gy.shape[2:]
-    # Windows that do not overlap write disjoint pixels, so each offset's share is written, not added;
-    # when they also tile the padded image exactly, every pixel is written and no zero-fill is needed.
-    disjoint = stride[0] >= kh and stride[1] >= kw
-    tiled = stride == kernel and h + 2 * ph == out_hw[0] * kh and w + 2 * pw == out_hw[1] * kw
-    gx = (xp.empty if tiled else xp.zeros)((n, c, h + 2 * ph, w + 2 * pw), dtype=gy.dtype)
-
-    def scatter(gy: Any, indexes: Any, gx: Any) -> None:
-        for i in range(kh):
-            for j in range(kw):
-                chosen = indexes == i * kw + j
-                target = gx[_offset_slices(i, j, stride, out_hw)]
-                if disjoint:
-                    xp.multiply(gy, chosen, out=target)
-                else:
-                    target += gy * chosen
-
-    # Images are independent, so the strided (slow per element) loops run on every core.
-    split_apply(scatter, gy, indexes, gx)
-    if ph == 0 and pw == 0:
-        return gx
-    return gx[:, :, ph:ph + h, pw:pw + w]
-
-
-def _gather_at_argmax(x: Any, indexes: Any, kernel: tuple[int, int], stride: tuple[int, int],
-                      pad: tuple[int, int]) -> Any:
-    """``y[n, c, oy, ox]`` = ``x`` at the position ``indexes`` chose in window ``(oy, ox)``."""
-    xp = get_array_module(x)
-    view = _windows(_pad(x, pad), kernel, stride, indexes.shape[2:])
-    kw = kernel[1]
-    y = view[:, :, 0, 0].copy()
-    for k in range(1, kernel[0] * kw):
-        y = xp.where(indexes == k, view[:, :, k // kw, k % kw], y)
-    return y
-
-
-class Pooling(Function):
-    """Max pooling ``(N, C, H, W)`` → ``(N, C, OH, OW)``; remembers each window's argmax (the
-    first maximal offset) for its gradient, ``Pooling2DGrad``."""
-
-    def __init__(self, kernel_size: IntPair, stride: IntPair = 1, pad: IntPair = 0) -> None:
-        self.kernel_size = _int_pair('pooling', 'kernel_size', kernel_size, 1)
-        self.stride = _int_pair('pooling', 'stride', stride, 1)
-        self.pad = _int_pair('pooling', 'pad', pad, 0)
-        _check_pool_pad(self.kernel_size, self.pad)
-
-    def forward(self, x: Any) -> Any:
-        xp = get_array_module(x)
-        _check_image('pooling', x)
-        kh, kw = self.kernel_size
-        out_hw = _out_hw('pooling', x.shape, self.kernel_size, self.stride, self.pad)
-        view = _windows(_pad(x, self.pad, _fill_value(x.dtype)), self.kernel_size, self.stride, out_hw)
-        # Running max over the KH*KW offsets; a strict '>' keeps the first maximum, as torch does.
-        # Offsets are visited in increasing order, so where offset k wins it is the largest index so
-        # far: a maximum records it without a masked write (masked writes are several times slower).
-        index_dtype = np.int8 if kh * kw <= 127 else np.int32
-        y = xp.empty((x.shape[0], x.shape[1]) + out_hw, dtype=x.dtype)
-        indexes = xp.empty(y.shape, dtype=index_dtype)
-
-        def running_max(view: Any, y: Any, indexes: Any) -> None:
-            y[...] = view[:, :, 0, 0]
-            indexes[...] = 0
-            for k in range(1, kh * kw):
-                candidate = view[:, :, k // kw, k % kw]
-                better = candidate > y
-                xp.maximum(y, candidate, out=y)
-                xp.maximum(indexes, better * index_dtype(k), out=indexes)
-
-        # Images are independent, so the strided (slow per element) loops run on every core.
-        split_apply(running_max, view, y, indexes)
-        self.indexes = indexes
-        self.input_shape = x.shape
-        return y
-
-    def backward(self, gy: Variable) -> Variable:
-        return Pooling2DGrad(self.indexes, self.input_shape, self.kernel_size, self.stride, self.pad)(gy)
-
-
-class _ArgmaxPlacement(Function):
-    """Base of the scatter/gather pair of max pooling: both keep the saved argmax ``indexes`` and the
-    pooling geometry they refer to."""
-
-    def __init__(self, indexes: Any, input_shape: tuple[int, ...], kernel_size: tuple[int, int],
-                 stride: tuple[int, int], pad: tuple[int, int]) -> None:
-        self.indexes = indexes
-        self.input_shape = input_shape
-        self.kernel_size = kernel_size
-        self.stride = stride
-        self.pad = pad
-
-
-class Pooling2DGrad(_ArgmaxPlacement):
-    """Gradient of max pooling: scatter ``gy (N, C, OH, OW)`` to the argmax positions of an image of
-    ``input_shape``; its own gradient gathers at those positions (``Pooling2DWithIndexes``)."""
-
-    def forward(self, gy: Any) -> Any:
-        return _scatter_to_argmax(gy, self.indexes, self.input_shape, self.kernel_size, self.stride,
-                                  self.pad)
-
-    def backward(self, ggx: Variable) -> Variable:
-        return Pooling2DWithIndexes(self.indexes, self.input_shape, self.kernel_size, self.stride,
-                                    self.pad)(ggx)
-
-
-class Pooling2DWithIndexes(_ArgmaxPlacement):
-    """Gather from ``x`` (shape ``input_shape``) the pixel each window's saved argmax points to →
-    ``(N, C, OH, OW)``; its gradient is the scatter ``Pooling2DGrad``."""
-
-    def forward(self, x: Any) -> Any:
-        if x.shape != self.input_shape:
-            raise ValueError(f'pooling: got an input of shape {x.shape}, the saved argmax indexes '
-                             f'belong to shape {self.input_shape}')
-        return _gather_at_argmax(x, self.indexes, self.kernel_size, self.stride, self.pad)
-
-    def backward(self, gy: Variable) -> Variable:
-        return Pooling2DGrad(self.indexes, self.input_shape, self.kernel_size, self.stride, self.pad)(gy)
-
-
-def pooling(x: Any, kernel_size: IntPair, stride: IntPair = 1, pad: IntPair = 0) -> Variable:
-    """Max pooling of ``x (N, C, H, W)`` over ``kernel_size`` windows → ``(N, C, OH, OW)``,
-    ``OH = (H + 2*PH - KH) // SH + 1``. Padding never wins the max (it is -inf); the gradient goes to
-    the first maximal position of each window. Note the book's default ``stride=1``.
-    """
-    return Pooling(kernel_size, stride, pad)(x)
-
-
-# =============================================================================
-# Average pooling
-# =============================================================================
-class AveragePooling(Function):
-    """Average pooling ``(N, C, H, W)`` → ``(N, C, OH, OW)``, dividing by ``KH*KW`` (padding
-    counts); backward spreads ``gy / (KH*KW)`` over each window with col2im."""
-
-    def __init__(self, kernel_size: IntPair, stride: IntPair = 1, pad: IntPair = 0) -> None:
-        self.kernel_size = _int_pair('average_pooling', 'kernel_size', kernel_size, 1)
-        self.stride = _int_pair('average_pooling', 'stride', stride, 1)
-        self.pad = _int_pair('average_pooling', 'pad', pad, 0)
-
-    def forward(self, x: Any) -> Any:
-        _check_image('average_pooling', x)
-        kh, kw = self.kernel_size
-        out_hw = _out_hw('average_pooling', x.shape, self.kernel_size, self.stride, self.pad)
-        view = _windows(_pad(x, self.pad), self.kernel_size, self.stride, out_hw)
-        total = view[:, :, 0, 0].copy()
-        for k in range(1, kh * kw):
-            total += view[:, :, k // kw, k % kw]
-        if total.dtype.kind != 'f':
-            return total / (kh * kw)
-        total /= kh * kw
-        return total
-
-    def backward(self, gy: Variable) -> Variable:
-        # Every pixel of a window receives gy / (KH*KW): broadcast to patches, fold with col2im.
-        n, c, oh, ow = gy.shape
-        kh, kw = self.kernel_size
-        spread = broadcast_to(reshape(gy / (kh * kw), (n, c, 1, 1, oh, ow)), (n, c, kh, kw, oh, ow))
-        return col2im(spread, self.inputs[0].shape, self.kernel_size, self.stride, self.pad,
-                      to_matrix=False)
-
-
-def average_pooling(x: Any, kernel_size: IntPair, stride: IntPair = 1, pad: IntPair = 0) -> Variable:
-    """Average pooling of ``x (N, C, H, W)`` → ``(N, C, OH, OW)``: each output is the sum of its
-    window divided by ``KH*KW``, padding (zeros) included in the count (``count_include_pad``)."""
-    return AveragePooling(kernel_size, stride, pad)(x)
-
-
-# =============================================================================
 # The book's simple versions: the same results from im2col and basic ops
 # =============================================================================
 def conv2d_simple(x: Any, W: Any, b: Any = None, stride: IntPair = 1, pad: IntPair = 0) -> Variable:
@@ -772,20 +588,3 @@ def conv2d_simple(x: Any, W: Any, b: Any = None, stride: IntPair = 1, pad: IntPa
     col = im2col(x, (kh, kw), stride, pad, to_matrix=True)
     y = linear(col, transpose(reshape(W, (oc, -1))), b)
     return transpose(reshape(y, (n, oh, ow, oc)), (0, 3, 1, 2))
-
-
-def pooling_simple(x: Any, kernel_size: IntPair, stride: IntPair = 1, pad: IntPair = 0) -> Variable:
-    """Max pooling written as ``im2col`` → ``max`` over each window → reshape/transpose.
-
-    ``x (N, C, H, W)`` → ``(N, C, OH, OW)``; padding is -inf so, as in pooling, it never wins.
-    """
-    _check_image('pooling', x)
-    n, c = x.shape[:2]
-    kernel = _int_pair('pooling', 'kernel_size', kernel_size, 1)
-    stride = _int_pair('pooling', 'stride', stride, 1)
-    pad = _int_pair('pooling', 'pad', pad, 0)
-    _check_pool_pad(kernel, pad)
-    oh, ow = _out_hw('pooling', x.shape, kernel, stride, pad)
-    col = Im2col(kernel, stride, pad, to_matrix=True, pad_value=_fill_value(x.dtype))(x)
-    y = _max(reshape(col, (-1, kernel[0] * kernel[1])), axis=1)
-    return transpose(reshape(y, (n, oh, ow, c)), (0, 3, 1, 2))
