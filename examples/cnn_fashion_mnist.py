@@ -5,10 +5,9 @@ conv 32 (3x3) → ReLU → conv 64 (3x3) → ReLU → max-pool 2 → dropout 0.2
 dropout 0.5 → fc 10 → log-softmax, trained on the negative log-likelihood with AdaDelta (lr 0.5),
 batch 64. Test accuracy is measured in test mode (dropout off) after every epoch.
 
-Measured with the defaults (seed 0): test accuracy 88.8% after epoch 1, 90.5% after 2, 90.9% after
-3 and 91.6% after 4, so the default of 4 epochs clears 90% with a margin. Each epoch took 3 to 7
-minutes on two CPU cores shared with other jobs (16 minutes for the four), with
-``OPENBLAS_NUM_THREADS=1``.
+Measured with the defaults (seed 0): test accuracy 88.1% after epoch 1, 90.4% after 2, 91.3% after
+3 and 91.5% after 4, so the default of 4 epochs clears 90% with a margin. The four epochs took 8
+minutes on two CPU cores (about 2 minutes an epoch, evaluation included).
 
 Run: ``python examples/cnn_fashion_mnist.py [--epochs 4] [--train-size 0] [--test-size 0]``
 (sizes of 0 use the whole set). Needs the Fashion-MNIST IDX files (Debian's

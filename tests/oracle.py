@@ -99,3 +99,13 @@ def check_op(ours: Callable[..., Variable], theirs: Callable[..., torch.Tensor],
             expected = np.zeros(target.shape) if st is None else st.detach().numpy()
             got = np.zeros(target.shape) if target.grad is None else target.grad.data
             _assert_close(got, expected, f'second-order gradient of input {i}', rtol, atol)
+
+
+def assert_float32_kept(op: Callable[[Variable], Variable], x_shape: tuple[int, ...], name: str = '') -> None:
+    """``op`` applied to a float32 Variable of ``x_shape`` gives float32 values and, after backward,
+    a float32 gradient: no float64 constant or intermediate crept in."""
+    x = Variable(np.random.default_rng(0).standard_normal(x_shape).astype(np.float32))
+    y = op(x)
+    y.backward()
+    assert y.dtype == np.float32, name
+    assert x.grad.dtype == np.float32, name

@@ -11,7 +11,7 @@ import dezero.functions_conv as FC
 import dezero.ops.conv as conv_module
 from dezero import Variable
 from dezero.utils import get_conv_outsize, get_deconv_outsize
-from tests.oracle import check_op
+from tests.oracle import assert_float32_kept, check_op
 
 rng = np.random.default_rng(0)
 
@@ -287,11 +287,7 @@ def test_backward_twice_gives_the_same_gradient():
     ('im2col', lambda x: F.im2col(x, 3, 1, 1)),
 ])
 def test_float32_stays_float32(name, op):
-    x = Variable(rng.standard_normal((2, 3, 5, 6)).astype(np.float32))
-    y = op(x)
-    y.backward()
-    assert y.dtype == np.float32, name
-    assert x.grad.dtype == np.float32, name
+    assert_float32_kept(op, (2, 3, 5, 6), name)
 
 
 def test_float32_weights_and_bias_gradients_stay_float32():

@@ -8,7 +8,7 @@ import torch.nn.functional as TF
 import dezero._parallel
 import dezero.functions as F
 from dezero import Variable
-from tests.oracle import check_op
+from tests.oracle import assert_float32_kept, check_op
 
 rng = np.random.default_rng(0)
 
@@ -115,11 +115,7 @@ def test_max_pooling_split_over_threads(monkeypatch):
     ('average_pooling', lambda x: F.average_pooling(x, 3, 1, 1)),
 ])
 def test_float32_stays_float32(name, op):
-    x = Variable(rng.standard_normal((2, 3, 5, 6)).astype(np.float32))
-    y = op(x)
-    y.backward()
-    assert y.dtype == np.float32, name
-    assert x.grad.dtype == np.float32, name
+    assert_float32_kept(op, (2, 3, 5, 6), name)
 
 
 @pytest.mark.parametrize('call,message', [
