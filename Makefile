@@ -30,6 +30,7 @@ quick-test: $(VENV)/.dev-installed
 bench: $(VENV)/.dev-installed
 	$(BIN)/python benchmarks/overhead.py
 	$(BIN)/python benchmarks/mlp.py
+	$(BIN)/python benchmarks/cnn.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
