@@ -106,20 +106,9 @@ class Layer:
     # --- traversal ----------------------------------------------------------------------------
     def params(self) -> Iterator[Parameter]:
         """Yield every Parameter of this layer and its sub-layers, recursively, in assignment order."""
-        # The optimizer walks this every step, so it builds no path strings (see named_params).
-        yield from self._params_of(set())
-
-    def _params_of(self, seen: set[int]) -> Iterator[Parameter]:
-        state = self.__dict__
-        for name in self._params:
-            obj = state[name]
-            if id(obj) in seen:
-                continue
-            seen.add(id(obj))
-            if isinstance(obj, Layer):
-                yield from obj._params_of(seen)
-            else:
-                yield obj
+        for _, owner, name, is_param in self._entries('', set()):
+            if is_param:
+                yield owner.__dict__[name]
 
     def named_params(self, prefix: str = '') -> Iterator[tuple[str, Parameter]]:
         """Yield ``(path, Parameter)`` pairs in ``params()`` order; paths look like ``'l0/W'``."""

@@ -29,7 +29,7 @@ from dezero.cuda import get_array_module
 from dezero.ops.linalg import linear
 from dezero.ops.reduction import sum as _sum
 from dezero.ops.shape import reshape, transpose
-from dezero.utils import get_conv_outsize, get_deconv_outsize
+from dezero.utils import get_conv_outsize, get_deconv_outsize, reshape_sum_backward
 
 __all__ = ['Im2col', 'Col2im', 'Conv2d', 'Deconv2d', 'Conv2DGradW', 'im2col', 'col2im', 'conv2d',
            'deconv2d', 'conv2d_simple']
@@ -294,15 +294,21 @@ def _add_into(target: Any, values: Any) -> None:
     get_array_module(target).add(target, values, out=target)
 
 
-def _patch_matrix(buffer: Any, view: Any, chunk: slice) -> Any:
+def _patch_matrix(buffer: Any, view: Any, chunk: slice, ones_row: bool = False) -> Any:
     """Copy the chunk's patches into ``buffer`` as the matrix ``(C*KH*KW, B*OH*OW)``: rows in W's
     ``(C, KH, KW)`` order, columns image by image. Image-major columns make each chunk one wide GEMM,
-    which OpenBLAS runs faster than a batch of per-image ones."""
+    which OpenBLAS runs faster than a batch of per-image ones. With ``ones_row`` a last row of ones
+    is appended, so that the same GEMM also sums the other operand's rows."""
     n, c, kh, kw, oh, ow = view[chunk].shape
-    patches = buffer[:c * kh * kw * n * oh * ow].reshape(c, kh, kw, n, oh, ow)
+    k, columns = c * kh * kw, n * oh * ow
+    patches = buffer[:k * columns].reshape(c, kh, kw, n, oh, ow)
     # Written through a (B, C, KH, KW, OH, OW) view so that the copy splits over images.
     split_apply(get_array_module(buffer).copyto, patches.transpose(3, 0, 1, 2, 4, 5), view[chunk])
-    return patches.reshape(c * kh * kw, n * oh * ow)
+    if not ones_row:
+        return patches.reshape(k, columns)
+    matrix = buffer[:(k + 1) * columns].reshape(k + 1, columns)
+    matrix[k] = 1
+    return matrix
 
 
 def _conv_forward(x: Any, W: Any, b: Any, stride: tuple[int, int], pad: tuple[int, int]) -> Any:
@@ -542,10 +548,7 @@ class Conv2DGradW(Function):
             # gy as (OC, B*P), columns image by image like the patch matrix's, for one GEMM.
             gy_matrix = gy_buffer[:oc * size * p].reshape(oc, size, p)
             split_apply(xp.copyto, gy_matrix.transpose(1, 0, 2), gy_flat[chunk])
-            patches = _patch_matrix(patch_buffer, view, chunk)
-            if self.with_bias:
-                patches = patch_buffer[:rows * size * p].reshape(rows, size * p)
-                patches[k] = 1
+            patches = _patch_matrix(patch_buffer, view, chunk, ones_row=self.with_bias)
             product = xp.matmul(gy_matrix.reshape(oc, size * p), patches.T)
             total = product if total is None else xp.add(total, product, out=total)
         gW = xp.ascontiguousarray(total[:, :k]).reshape(oc, c, kh, kw)
@@ -563,7 +566,7 @@ class Conv2DGradW(Function):
             if gy.__class__ is not Constant:
                 ggy = conv2d(x, gW_grad, None, self.stride, self.pad)
         if gb_grad is not None and gy.__class__ is not Constant:
-            spread = broadcast_to(reshape(gb_grad, (1, gy.shape[1], 1, 1)), gy.shape)
+            spread = broadcast_to(reshape_sum_backward(gb_grad, gy.shape, (0, 2, 3), False), gy.shape)
             ggy = spread if ggy is None else ggy + spread
         return gx, ggy
 
