@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from dezero._checks import describe
 from dezero.cuda import array_types, as_cupy, as_numpy, get_array_module
 
 
@@ -39,7 +40,8 @@ class Config:
 def using_config(name: str, value: Any) -> Iterator[None]:
     """Set ``Config.<name>`` to ``value`` for the ``with`` block and restore it afterwards, also on error."""
     if not hasattr(Config, name):
-        raise AttributeError(f"using_config: Config has no setting '{name}'")
+        settings = ', '.join(repr(k) for k in vars(Config) if not k.startswith('_'))
+        raise AttributeError(f"using_config: Config has no setting '{name}'; the settings are {settings}")
     old_value = getattr(Config, name)
     setattr(Config, name, value)
     try:
@@ -96,22 +98,38 @@ class Variable:
     @property
     def shape(self) -> tuple[int, ...]:
         """Shape of ``data``."""
-        return self.data.shape
+        try:
+            return self.data.shape
+        except AttributeError:
+            _raise_if_no_data(self, 'shape')
+            raise
 
     @property
     def ndim(self) -> int:
         """Number of dimensions of ``data``."""
-        return self.data.ndim
+        try:
+            return self.data.ndim
+        except AttributeError:
+            _raise_if_no_data(self, 'ndim')
+            raise
 
     @property
     def size(self) -> int:
         """Number of elements of ``data``."""
-        return self.data.size
+        try:
+            return self.data.size
+        except AttributeError:
+            _raise_if_no_data(self, 'size')
+            raise
 
     @property
     def dtype(self) -> Any:
         """dtype of ``data``."""
-        return self.data.dtype
+        try:
+            return self.data.dtype
+        except AttributeError:
+            _raise_if_no_data(self, 'dtype')
+            raise
 
     def __len__(self) -> int:
         return len(self.data)
@@ -160,6 +178,8 @@ class Variable:
         recorded, so gradients can be differentiated again.
         """
         if self.grad is None:
+            if self.data is None:
+                raise ValueError(f'Variable.backward: called on {_no_data(self)}')
             self.grad = Variable(get_array_module(self.data).ones_like(self.data))
         creator = self.creator
         if creator is None:
@@ -289,7 +309,9 @@ class Variable:
 class Parameter(Variable):
     """A Variable that a Layer owns and an optimizer updates; layers find them by this type."""
 
-    __slots__ = ()
+    # ``_owner``: the class name of the Layer it was first assigned to (set by Layer), so that a lazy
+    # parameter used before its layer ran gets an error naming that layer.
+    __slots__ = ('_owner',)
 
 
 class Constant(Variable):
@@ -303,6 +325,42 @@ class Constant(Variable):
 
 
 _new_variable = object.__new__
+
+
+def _no_data(x: Variable) -> str:
+    """The words for a Variable whose data is None, naming the layer of a lazy parameter."""
+    name = f" '{x.name}'" if x.name else ''
+    owner = getattr(x, '_owner', None)
+    if owner is not None:
+        return (f"the parameter{name} of a {owner} layer, which has no data yet (data is None): it is "
+                "created from the input at the layer's first call, so call the layer once (or give "
+                'its input size) before using the parameter')
+    return f'a {type(x).__name__}{name} whose data is None (an array is needed)'
+
+
+def _raise_if_no_data(x: Variable, attribute: str) -> None:
+    if x.data is None:
+        raise AttributeError(f'Variable.{attribute}: this is {_no_data(x)}') from None
+
+
+def _check_inputs(where: str, inputs: Any) -> None:
+    """Raise the clear error for the first of ``inputs`` that is not usable data: a Variable whose
+    data is None, an object that is neither a Variable nor an array, or non-numeric data.
+
+    Called only after an op has already failed (no cost on the normal path); it returns when every
+    input looks fine, and the caller then re-raises the original error.
+    """
+    for i, x in enumerate(inputs):
+        if isinstance(x, Variable):
+            data = x.data
+            if data is None:
+                raise ValueError(f'{where}: input {i} is {_no_data(x)}') from None
+        elif isinstance(x, array_types):
+            data = x
+        else:
+            raise TypeError(f'{where}: input {i} is {describe(x)}; expected a Variable or an array') from None
+        if data.dtype.kind not in 'biufc':
+            raise TypeError(f'{where}: input {i} holds {describe(data)}; expected numeric data') from None
 
 
 def _grad_of(ref: weakref.ref) -> Variable | None:
@@ -346,16 +404,25 @@ class Function:
     __slots__ = ('inputs', 'outputs', 'generation', '__dict__', '__weakref__')
 
     def __call__(self, *inputs: Any) -> Any:
+        # ``try`` costs nothing until forward fails; only then are the inputs examined for the cause.
         if len(inputs) == 1:
             x = inputs[0]
             if not isinstance(x, Variable):
                 x = Constant(as_array(x))
                 inputs = (x,)
-            ys = self.forward(x.data)
+            try:
+                ys = self.forward(x.data)
+            except (TypeError, AttributeError):
+                _check_inputs(getattr(self, 'name', type(self).__name__), inputs)
+                raise
             generation = x.generation
         else:
             inputs = tuple([x if isinstance(x, Variable) else Constant(as_array(x)) for x in inputs])
-            ys = self.forward(*[x.data for x in inputs])
+            try:
+                ys = self.forward(*[x.data for x in inputs])
+            except (TypeError, AttributeError):
+                _check_inputs(getattr(self, 'name', type(self).__name__), inputs)
+                raise
             generation = max([x.generation for x in inputs])
         if ys.__class__ is tuple:
             return self._wrap_outputs(inputs, ys)
@@ -471,23 +538,34 @@ def _broadcast_error(op: str, a: Any, b: Any) -> ValueError:
 # one-input op, so backward never computes a gradient nobody can read, and a scalar constant never
 # needs the broadcast reduction.
 # =============================================================================
-def _as_constant(value: Any, data: Any) -> Any:
-    """Give a constant operand the dtype of the Variable's data where sensible.
+def _as_constant(value: Any, x: Variable, name: str) -> Any:
+    """Give a constant operand of op ``name`` the dtype of the Variable ``x`` where sensible.
 
     Python and NumPy scalars, and arrays of bool/int/float, take a floating Variable's dtype, so
-    float32 parameters stay float32; anything else is left to NumPy's promotion rules.
+    float32 parameters stay float32; complex values are left to NumPy's promotion rules. Anything
+    else (a str, a list, None, a non-numeric array) is a TypeError naming the op.
     """
-    dtype = data.dtype
-    if dtype.kind != 'f':
-        return value if isinstance(value, array_types) else as_array(value, get_array_module(data))
+    data = x.data
+    try:
+        dtype = data.dtype
+    except AttributeError:  # data is None: diagnosed only after the failure, so free otherwise
+        _check_inputs(name, (x,))
+        raise
+    floating = dtype.kind == 'f'
     if isinstance(value, (float, int)):
-        return dtype.type(value)
+        return dtype.type(value) if floating else as_array(value, get_array_module(data))
     if isinstance(value, array_types):
-        return value if value.dtype.kind not in 'biuf' or value.dtype == dtype else value.astype(dtype)
-    if isinstance(value, np.generic) and value.dtype.kind in 'biuf':
-        return dtype.type(value)
-    raise TypeError(f'operand of type {type(value).__name__} is not supported; '
-                    'expected a Variable, an array or a number')
+        kind = value.dtype.kind
+        if kind in 'biuf':
+            return value.astype(dtype) if floating and value.dtype != dtype else value
+        if kind == 'c':
+            return value
+    elif isinstance(value, (complex, np.number, np.bool_)):
+        if floating and not isinstance(value, (complex, np.complexfloating)):
+            return dtype.type(value)
+        return as_array(value, get_array_module(data))
+    raise TypeError(f'{name}: unsupported operand {describe(value)}; expected a Variable, a numeric '
+                    'array or a number')
 
 
 class _ConstantOp(Function):
@@ -508,19 +586,21 @@ def _apply_binary(x0: Any, x1: Any, op: type, constant_op: Any, reflected_op: An
     if isinstance(x0, Variable):
         if isinstance(x1, Variable):
             return op()(x0, x1)
-        return constant_op(_as_constant(x1, x0.data))(x0)
+        return constant_op(_as_constant(x1, x0, op.name))(x0)
     if isinstance(x1, Variable):
-        return reflected_op(_as_constant(x0, x1.data))(x1)
+        return reflected_op(_as_constant(x0, x1, op.name))(x1)
     x0 = Constant(as_array(x0))
-    return constant_op(_as_constant(x1, x0.data))(x0)
+    return constant_op(_as_constant(x1, x0, op.name))(x0)
 
 
 class Add(Function):
+    name = 'add'
+
     def forward(self, x0: Any, x1: Any) -> Any:
         try:
             return x0 + x1
         except ValueError:
-            raise _broadcast_error('add', x0, x1) from None
+            raise _broadcast_error(self.name, x0, x1) from None
 
     def backward(self, gy: Variable) -> tuple[Variable, Variable]:
         x0, x1 = self.inputs
@@ -546,11 +626,13 @@ def add(x0: Any, x1: Any) -> Variable:
 
 
 class Mul(Function):
+    name = 'mul'
+
     def forward(self, x0: Any, x1: Any) -> Any:
         try:
             return x0 * x1
         except ValueError:
-            raise _broadcast_error('mul', x0, x1) from None
+            raise _broadcast_error(self.name, x0, x1) from None
 
     def backward(self, gy: Variable) -> tuple[Variable, Variable]:
         x0, x1 = self.inputs
@@ -558,11 +640,13 @@ class Mul(Function):
 
 
 class MulConstant(_ConstantOp):
+    name = 'mul'
+
     def forward(self, x: Any) -> Any:
         try:
             return x * self.c
         except ValueError:
-            raise _broadcast_error('mul', x, self.c) from None
+            raise _broadcast_error(self.name, x, self.c) from None
 
     def backward(self, gy: Variable) -> Variable:
         return self._reduce(MulConstant(self.c)(gy))
@@ -574,6 +658,8 @@ def mul(x0: Any, x1: Any) -> Variable:
 
 
 class Neg(Function):
+    name = 'neg'
+
     def forward(self, x: Any) -> Any:
         return -x
 
@@ -587,11 +673,13 @@ def neg(x: Any) -> Variable:
 
 
 class Sub(Function):
+    name = 'sub'
+
     def forward(self, x0: Any, x1: Any) -> Any:
         try:
             return x0 - x1
         except ValueError:
-            raise _broadcast_error('sub', x0, x1) from None
+            raise _broadcast_error(self.name, x0, x1) from None
 
     def backward(self, gy: Variable) -> tuple[Variable, Variable]:
         x0, x1 = self.inputs
@@ -601,11 +689,13 @@ class Sub(Function):
 class RSubConstant(_ConstantOp):
     """``c - x`` for a constant ``c``."""
 
+    name = 'sub'
+
     def forward(self, x: Any) -> Any:
         try:
             return self.c - x
         except ValueError:
-            raise _broadcast_error('sub', self.c, x) from None
+            raise _broadcast_error(self.name, self.c, x) from None
 
     def backward(self, gy: Variable) -> Variable:
         return self._reduce(-gy)
@@ -629,11 +719,13 @@ def rsub(x0: Any, x1: Any) -> Variable:
 
 
 class Div(Function):
+    name = 'div'
+
     def forward(self, x0: Any, x1: Any) -> Any:
         try:
             return x0 / x1
         except ValueError:
-            raise _broadcast_error('div', x0, x1) from None
+            raise _broadcast_error(self.name, x0, x1) from None
 
     def backward(self, gy: Variable) -> tuple[Variable, Variable]:
         x0, x1 = self.inputs
@@ -644,11 +736,13 @@ class Div(Function):
 class DivConstant(_ConstantOp):
     """``x / c`` for a constant ``c``."""
 
+    name = 'div'
+
     def forward(self, x: Any) -> Any:
         try:
             return x / self.c
         except ValueError:
-            raise _broadcast_error('div', x, self.c) from None
+            raise _broadcast_error(self.name, x, self.c) from None
 
     def backward(self, gy: Variable) -> Variable:
         return self._reduce(DivConstant(self.c)(gy))
@@ -657,11 +751,13 @@ class DivConstant(_ConstantOp):
 class RDivConstant(_ConstantOp):
     """``c / x`` for a constant ``c``."""
 
+    name = 'div'
+
     def forward(self, x: Any) -> Any:
         try:
             return self.c / x
         except ValueError:
-            raise _broadcast_error('div', self.c, x) from None
+            raise _broadcast_error(self.name, self.c, x) from None
 
     def backward(self, gy: Variable) -> Variable:
         x = self.inputs[0]
@@ -681,11 +777,13 @@ def rdiv(x0: Any, x1: Any) -> Variable:
 class Pow(Function):
     """``x0 ** x1`` with a Variable exponent."""
 
+    name = 'pow'
+
     def forward(self, x0: Any, x1: Any) -> Any:
         try:
             return x0 ** x1
         except ValueError:
-            raise _broadcast_error('pow', x0, x1) from None
+            raise _broadcast_error(self.name, x0, x1) from None
 
     def backward(self, gy: Variable) -> tuple[Variable, Variable]:
         from dezero.ops.math import log
@@ -700,11 +798,13 @@ class Pow(Function):
 class PowConstant(_ConstantOp):
     """``x ** c`` for a constant exponent ``c`` (the book's Pow)."""
 
+    name = 'pow'
+
     def forward(self, x: Any) -> Any:
         try:
             return x ** self.c
         except ValueError:
-            raise _broadcast_error('pow', x, self.c) from None
+            raise _broadcast_error(self.name, x, self.c) from None
 
     def backward(self, gy: Variable) -> Variable:
         x = self.inputs[0]
@@ -715,11 +815,13 @@ class PowConstant(_ConstantOp):
 class RPowConstant(_ConstantOp):
     """``c ** x`` for a constant base ``c``: the op behind ``2 ** x``."""
 
+    name = 'pow'
+
     def forward(self, x: Any) -> Any:
         try:
             return self.c ** x
         except ValueError:
-            raise _broadcast_error('pow', self.c, x) from None
+            raise _broadcast_error(self.name, self.c, x) from None
 
     def backward(self, gy: Variable) -> Variable:
         x = self.inputs[0]

@@ -117,7 +117,7 @@ def _max_keepdims(name: str, x: Any, axis: Any) -> Any:
     """``x.max(axis, keepdims=True)``; a bad ``axis`` raises an error naming ``name`` and the shape."""
     try:
         return x.max(axis=axis, keepdims=True)
-    except ValueError:  # NumPy's AxisError (checked only after a failure: no cost otherwise)
+    except (ValueError, TypeError):  # a bad axis (checked only after a failure: no cost otherwise)
         _reduced_axes(name, axis, x.shape)
         raise
 

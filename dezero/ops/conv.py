@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from dezero._checks import int_pair
 from dezero._parallel import split_apply
 from dezero.core import Constant, Function, Variable, broadcast_to
 from dezero.cuda import get_array_module
@@ -44,17 +45,6 @@ _CHUNK_BYTES = 11 * 2 ** 19
 # =============================================================================
 # Argument checks
 # =============================================================================
-def _int_pair(op: str, name: str, value: Any, minimum: int) -> tuple[int, int]:
-    """``k`` or ``(kh, kw)`` → ``(kh, kw)`` of Python ints, each at least ``minimum``."""
-    pair = (value, value) if isinstance(value, (int, np.integer)) else value
-    if (not isinstance(pair, (tuple, list)) or len(pair) != 2
-            or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in pair)):
-        raise ValueError(f'{op}: {name} must be an int or a pair of ints, got {value!r}')
-    if pair[0] < minimum or pair[1] < minimum:
-        raise ValueError(f'{op}: {name} must be at least {minimum}, got {value!r}')
-    return int(pair[0]), int(pair[1])
-
-
 def _check_image(op: str, x: Any, name: str = 'x') -> None:
     if x.ndim != 4:
         raise ValueError(f'{op}: expected {name} of shape (N, C, H, W), got shape {x.shape}')
@@ -183,9 +173,9 @@ class Im2col(Function):
 
     def __init__(self, kernel_size: IntPair, stride: IntPair = 1, pad: IntPair = 0,
                  to_matrix: bool = True, pad_value: Any = 0) -> None:
-        self.kernel_size = _int_pair('im2col', 'kernel_size', kernel_size, 1)
-        self.stride = _int_pair('im2col', 'stride', stride, 1)
-        self.pad = _int_pair('im2col', 'pad', pad, 0)
+        self.kernel_size = int_pair('im2col', 'kernel_size', kernel_size, 1)
+        self.stride = int_pair('im2col', 'stride', stride, 1)
+        self.pad = int_pair('im2col', 'pad', pad, 0)
         self.to_matrix = to_matrix
         self.pad_value = pad_value
 
@@ -218,9 +208,9 @@ class Col2im(Function):
         if len(input_shape) != 4:
             raise ValueError(f'col2im: input_shape must be (N, C, H, W), got {tuple(input_shape)}')
         self.input_shape = tuple(int(v) for v in input_shape)
-        self.kernel_size = _int_pair('col2im', 'kernel_size', kernel_size, 1)
-        self.stride = _int_pair('col2im', 'stride', stride, 1)
-        self.pad = _int_pair('col2im', 'pad', pad, 0)
+        self.kernel_size = int_pair('col2im', 'kernel_size', kernel_size, 1)
+        self.stride = int_pair('col2im', 'stride', stride, 1)
+        self.pad = int_pair('col2im', 'pad', pad, 0)
         self.to_matrix = to_matrix
 
     def forward(self, col: Any) -> Any:
@@ -431,7 +421,7 @@ def _deconv_outsize(in_hw: tuple[int, int], kernel: tuple[int, int], stride: tup
     if outsize is None:
         out = tuple(get_deconv_outsize(s, k, st, p) for s, k, st, p in zip(in_hw, kernel, stride, pad))
     else:
-        out = _int_pair('deconv2d', 'outsize', outsize, 1)
+        out = int_pair('deconv2d', 'outsize', outsize, 1)
     back = tuple(get_conv_outsize(o, k, st, p) for o, k, st, p in zip(out, kernel, stride, pad))
     if out[0] < 1 or out[1] < 1 or back != tuple(in_hw):
         raise ValueError(f'deconv2d: output size {out} is inconsistent with input size {tuple(in_hw)}, '
@@ -444,8 +434,8 @@ class Conv2d(Function):
     ``(N, OC, OH, OW)``. Backward: deconv2d for x (skipped for a Constant), Conv2DGradW for W."""
 
     def __init__(self, stride: IntPair = 1, pad: IntPair = 0) -> None:
-        self.stride = _int_pair('conv2d', 'stride', stride, 1)
-        self.pad = _int_pair('conv2d', 'pad', pad, 0)
+        self.stride = int_pair('conv2d', 'stride', stride, 1)
+        self.pad = int_pair('conv2d', 'pad', pad, 0)
 
     def forward(self, x: Any, W: Any, b: Any = None) -> Any:
         return _conv_forward(x, W, b, self.stride, self.pad)
@@ -479,9 +469,9 @@ class Deconv2d(Function):
     ``(N, OC, OH, OW)``. Backward: conv2d for x, Conv2DGradW (roles swapped) for W."""
 
     def __init__(self, stride: IntPair = 1, pad: IntPair = 0, outsize: IntPair | None = None) -> None:
-        self.stride = _int_pair('deconv2d', 'stride', stride, 1)
-        self.pad = _int_pair('deconv2d', 'pad', pad, 0)
-        self.outsize = None if outsize is None else _int_pair('deconv2d', 'outsize', outsize, 1)
+        self.stride = int_pair('deconv2d', 'stride', stride, 1)
+        self.pad = int_pair('deconv2d', 'pad', pad, 0)
+        self.outsize = None if outsize is None else int_pair('deconv2d', 'outsize', outsize, 1)
 
     def forward(self, x: Any, W: Any, b: Any = None) -> Any:
         return _deconv_forward(x, W, b, self.stride, self.pad, self.outsize)
@@ -519,9 +509,9 @@ class Conv2DGradW(Function):
     """
 
     def __init__(self, kernel_size: IntPair, stride: IntPair, pad: IntPair, with_bias: bool = False) -> None:
-        self.kernel_size = _int_pair('conv2d', 'kernel_size', kernel_size, 1)
-        self.stride = _int_pair('conv2d', 'stride', stride, 1)
-        self.pad = _int_pair('conv2d', 'pad', pad, 0)
+        self.kernel_size = int_pair('conv2d', 'kernel_size', kernel_size, 1)
+        self.stride = int_pair('conv2d', 'stride', stride, 1)
+        self.pad = int_pair('conv2d', 'pad', pad, 0)
         self.with_bias = with_bias
 
     def forward(self, x: Any, gy: Any) -> Any:
@@ -585,8 +575,8 @@ def conv2d_simple(x: Any, W: Any, b: Any = None, stride: IntPair = 1, pad: IntPa
                          f'(expected W (OC, {x.shape[1]}, KH, KW))')
     n = x.shape[0]
     oc, _, kh, kw = W.shape
-    stride = _int_pair('conv2d', 'stride', stride, 1)
-    pad = _int_pair('conv2d', 'pad', pad, 0)
+    stride = int_pair('conv2d', 'stride', stride, 1)
+    pad = int_pair('conv2d', 'pad', pad, 0)
     oh, ow = _out_hw('conv2d', x.shape, (kh, kw), stride, pad)
     col = im2col(x, (kh, kw), stride, pad, to_matrix=True)
     y = linear(col, transpose(reshape(W, (oc, -1))), b)

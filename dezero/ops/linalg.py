@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dezero.core import Constant, Function, Variable, sum_to
+from dezero.core import Constant, Function, Variable, _check_inputs, sum_to
 from dezero.ops.shape import reshape, transpose
 
 __all__ = ['MatMul', 'Linear', 'matmul', 'linear']
@@ -42,9 +42,17 @@ def matmul(x: Any, W: Any) -> Variable:
     """Matrix product ``x @ W``: ``(n, k) @ (k, m) -> (n, m)``, or batched ``(..., n, k) @ (..., k, m)``
     with NumPy broadcasting of the batch axes; a 1-D operand is a row (left) or column (right) vector.
     """
-    if x.ndim == 1 or W.ndim == 1:
+    try:
+        vector = x.ndim == 1 or W.ndim == 1
+    except AttributeError:  # a list, a str, a parameter with no data: say which (only after failing)
+        _check_inputs('matmul', (x, W))
+        raise
+    if vector:
         if x.ndim == 0 or W.ndim == 0:
             raise ValueError(f'matmul: shapes {x.shape} and {W.shape}: operands need at least 1 dimension')
+        if x.shape[-1] != W.shape[-2 if W.ndim > 1 else 0]:
+            raise ValueError(f'matmul: shapes {x.shape} and {W.shape} are not aligned (the last axis of x '
+                             'must match the contracted axis of W)')
         y = MatMul()(reshape(x, (1,) + x.shape) if x.ndim == 1 else x,
                      reshape(W, W.shape + (1,)) if W.ndim == 1 else W)
         shape = list(y.shape)
@@ -82,7 +90,12 @@ class Linear(Function):
 
 def linear(x: Any, W: Any, b: Any = None) -> Variable:
     """``x @ W + b`` with ``x (N, in)``, ``W (in, out)``, ``b (out,)`` or None → ``(N, out)``."""
-    if x.ndim != 2:
+    try:
+        matrix = x.ndim == 2
+    except AttributeError:
+        _check_inputs('linear', (x, W))
+        raise
+    if not matrix:
         y = matmul(x, W)
         return y if b is None else y + b
     if b is None:

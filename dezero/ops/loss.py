@@ -6,21 +6,18 @@ is one fused Function whose backward is written with differentiable ops (any ord
 """
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
 
-from dezero.core import Constant, Function, Variable, sum_to
+from dezero.core import Constant, Function, Variable, _check_inputs, sum_to
 from dezero.cuda import array_types, get_array_module
 from dezero.ops.activation import sigmoid, softmax
 from dezero.ops.misc import clip
 
 __all__ = ['MeanSquaredError', 'SoftmaxCrossEntropy', 'SigmoidCrossEntropy', 'BinaryCrossEntropy',
            'mean_squared_error', 'softmax_cross_entropy', 'sigmoid_cross_entropy', 'binary_cross_entropy']
-
-
-def _shape_of(x: Any) -> Any:
-    return x.shape if hasattr(x, 'shape') else type(x).__name__
 
 
 def _check_scores(name: str, x: Any) -> None:
@@ -66,14 +63,23 @@ def mean_squared_error(x0: Any, x1: Any) -> Variable:
     has its input's shape. This is the book's reduction (batch size, not element count). When only one
     side is a Variable, the other (an array) takes its dtype so float32 models stay float32.
     """
-    shapes = [_shape_of(x0), _shape_of(x1)]
+    name = 'mean_squared_error'
     try:
         shape = np.broadcast_shapes(x0.shape, x1.shape)
-    except (AttributeError, ValueError):
-        raise ValueError(f'mean_squared_error: inputs of shapes {shapes[0]} and {shapes[1]} cannot be '
+    except AttributeError:
+        _check_inputs(name, (x0, x1))
+        raise
+    except ValueError:
+        raise ValueError(f'{name}: inputs of shapes {x0.shape} and {x1.shape} cannot be '
                          'broadcast together') from None
     if len(shape) == 0:
-        raise ValueError('mean_squared_error: inputs need a batch axis, got two 0-d inputs')
+        raise ValueError(f'{name}: inputs need a batch axis, got two 0-d inputs')
+    if shape != x0.shape and shape != x1.shape:
+        # PyTorch warns here too: (4,) against (4, 1) gives a (4, 4) difference, rarely what was meant.
+        warnings.warn(f'{name}: x0 of shape {x0.shape} and x1 of shape {x1.shape} broadcast to {shape}, '
+                      'the shape of neither; the loss is taken over that broadcast (as in the book), '
+                      'which is likely not what was meant: give both inputs one shape', UserWarning,
+                      stacklevel=2)
     if isinstance(x0, Variable) != isinstance(x1, Variable):
         if isinstance(x0, Variable):
             x1 = x1.astype(x0.dtype, copy=False) if x1.dtype.kind in 'biuf' else x1

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from dezero._checks import in_range, normalize_axis
 from dezero.core import Config, Function, Variable, as_array, as_variable, sum_to
 from dezero.cuda import array_types, get_array_module
 from dezero.ops.shape import get_item
@@ -129,8 +130,7 @@ def dropout(x: Any, dropout_ratio: float = 0.5) -> Variable:
     ``1 / (1 - dropout_ratio)``, so the expectation is unchanged; the mask is drawn from
     ``xp.random`` (seed it with ``np.random.seed``) and backward multiplies by the same mask.
     """
-    if not 0 <= dropout_ratio <= 1:
-        raise ValueError(f'dropout: dropout_ratio must be in [0, 1], got {dropout_ratio!r}')
+    in_range('dropout', 'dropout_ratio', dropout_ratio, 0, 1)
     if not Config.train:
         return as_variable(x)
     return Dropout(dropout_ratio)(x)
@@ -151,12 +151,6 @@ def embed_id(x: Any, W: Any) -> Variable:
         raise ValueError(f'embed_id: ids must be in [0, {W.shape[0]}) for W of shape {W.shape}, '
                          f'got values in [{int(ids.min())}, {int(ids.max())}]')
     return get_item(W, ids)
-
-
-def _axis_of(name: str, axis: int, ndim: int) -> int:
-    if not -ndim <= axis < ndim:
-        raise ValueError(f'{name}: axis {axis} is out of range for {ndim}-dimensional inputs')
-    return axis % ndim
 
 
 def _check_sequence(name: str, xs: Any) -> list[Any]:
@@ -193,7 +187,7 @@ def concat(xs: list[Any] | tuple[Any, ...], axis: int = 0) -> Variable:
     """
     xs = _check_sequence('concat', xs)
     first = xs[0].shape
-    axis = _axis_of('concat', axis, max(len(first), 1))
+    axis = normalize_axis('concat', axis, first, max(len(first), 1))
     for x in xs:
         if len(x.shape) != len(first) or any(a != b for i, (a, b) in enumerate(zip(x.shape, first))
                                              if i != axis):
@@ -223,7 +217,7 @@ def stack(xs: list[Any] | tuple[Any, ...], axis: int = 0) -> Variable:
     first = xs[0].shape
     if any(x.shape != first for x in xs):
         raise ValueError(f'stack: all inputs need one shape, got {[tuple(x.shape) for x in xs]}')
-    axis = _axis_of('stack', axis, len(first) + 1)
+    axis = normalize_axis('stack', axis, first, len(first) + 1)
     return Stack(axis)(*xs)
 
 

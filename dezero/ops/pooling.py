@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from dezero._checks import int_pair
 from dezero._parallel import split_apply
 from dezero.core import Function, Variable, broadcast_to
 from dezero.cuda import get_array_module
@@ -19,7 +20,6 @@ from dezero.ops.conv import (
     IntPair,
     _check_image,
     _fill_value,
-    _int_pair,
     _offset_slices,
     _out_hw,
     _pad,
@@ -90,9 +90,9 @@ class Pooling(Function):
     first maximal offset) for its gradient, ``Pooling2DGrad``."""
 
     def __init__(self, kernel_size: IntPair, stride: IntPair = 1, pad: IntPair = 0) -> None:
-        self.kernel_size = _int_pair('pooling', 'kernel_size', kernel_size, 1)
-        self.stride = _int_pair('pooling', 'stride', stride, 1)
-        self.pad = _int_pair('pooling', 'pad', pad, 0)
+        self.kernel_size = int_pair('pooling', 'kernel_size', kernel_size, 1)
+        self.stride = int_pair('pooling', 'stride', stride, 1)
+        self.pad = int_pair('pooling', 'pad', pad, 0)
         _check_pool_pad(self.kernel_size, self.pad)
 
     def forward(self, x: Any) -> Any:
@@ -183,9 +183,9 @@ class AveragePooling(Function):
     counts); backward spreads ``gy / (KH*KW)`` over each window with col2im."""
 
     def __init__(self, kernel_size: IntPair, stride: IntPair = 1, pad: IntPair = 0) -> None:
-        self.kernel_size = _int_pair('average_pooling', 'kernel_size', kernel_size, 1)
-        self.stride = _int_pair('average_pooling', 'stride', stride, 1)
-        self.pad = _int_pair('average_pooling', 'pad', pad, 0)
+        self.kernel_size = int_pair('average_pooling', 'kernel_size', kernel_size, 1)
+        self.stride = int_pair('average_pooling', 'stride', stride, 1)
+        self.pad = int_pair('average_pooling', 'pad', pad, 0)
 
     def forward(self, x: Any) -> Any:
         _check_image('average_pooling', x)
@@ -222,9 +222,9 @@ def pooling_simple(x: Any, kernel_size: IntPair, stride: IntPair = 1, pad: IntPa
     """
     _check_image('pooling', x)
     n, c = x.shape[:2]
-    kernel = _int_pair('pooling', 'kernel_size', kernel_size, 1)
-    stride = _int_pair('pooling', 'stride', stride, 1)
-    pad = _int_pair('pooling', 'pad', pad, 0)
+    kernel = int_pair('pooling', 'kernel_size', kernel_size, 1)
+    stride = int_pair('pooling', 'stride', stride, 1)
+    pad = int_pair('pooling', 'pad', pad, 0)
     _check_pool_pad(kernel, pad)
     oh, ow = _out_hw('pooling', x.shape, kernel, stride, pad)
     col = Im2col(kernel, stride, pad, to_matrix=True, pad_value=_fill_value(x.dtype))(x)

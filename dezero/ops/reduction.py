@@ -5,6 +5,7 @@ from typing import Any
 
 import numpy as np
 
+from dezero._checks import normalize_axes
 from dezero.core import Function, Variable, as_variable, broadcast_to
 from dezero.cuda import get_array_module
 from dezero.ops.math import exp
@@ -22,7 +23,7 @@ class Sum(Function):
     def forward(self, x: Any) -> Any:
         try:
             return x.sum(axis=self.axis, keepdims=self.keepdims)
-        except ValueError:  # NumPy's AxisError: name the op (checked only after a failure)
+        except (ValueError, TypeError):  # a bad axis: name the op (checked only after a failure)
             _reduced_axes('sum', self.axis, x.shape)
             raise
 
@@ -40,14 +41,10 @@ def sum(x: Any, axis: int | tuple[int, ...] | None = None, keepdims: bool = Fals
 
 
 def _reduced_axes(name: str, axis: Any, shape: tuple[int, ...]) -> tuple[int, ...]:
-    """Normalise ``axis`` (None, an int or a sequence of ints) to sorted non-negative axes of ``shape``."""
-    ndim = len(shape)
-    if axis is None:
-        return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
-    if any(not -ndim <= a < ndim for a in axes) or (ndim == 0 and axes):
-        raise ValueError(f'{name}: axis {axis!r} is out of range for an input of shape {shape}')
-    normalised = sorted({int(a) % ndim for a in axes})
+    """Normalise ``axis`` (None, an int or a sequence of ints) to sorted non-negative axes of ``shape``;
+    a repeated axis is a ValueError."""
+    axes = normalize_axes(name, axis, shape)
+    normalised = sorted(set(axes))
     if len(normalised) != len(axes):
         raise ValueError(f'{name}: axis {axis!r} repeats an axis')
     return tuple(normalised)

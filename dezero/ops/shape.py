@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from dezero.core import Function, Variable, as_variable, broadcast_to, sum_to
+from dezero._checks import int_tuple, normalize_axes, normalize_axis
+from dezero.core import Function, Variable, _check_inputs, as_variable, broadcast_to, sum_to
 from dezero.cuda import get_array_module, scatter_add
 
 __all__ = ['Reshape', 'Transpose', 'GetItem', 'GetItemGrad', 'reshape', 'transpose', 'get_item',
@@ -21,6 +22,9 @@ class Reshape(Function):
         except ValueError:
             raise ValueError(f'reshape: cannot reshape an array of shape {x.shape} '
                              f'({x.size} elements) into shape {self.shape}') from None
+        except TypeError:  # checked only after NumPy refused: no cost on the normal path
+            int_tuple('reshape', 'shape', self.shape)
+            raise
 
     def backward(self, gy: Variable) -> Variable:
         return reshape(gy, self.x_shape)
@@ -29,8 +33,12 @@ class Reshape(Function):
 def reshape(x: Any, shape: tuple[int, ...]) -> Variable:
     """Reshape ``x`` to ``shape`` (one entry may be -1); ``x`` itself when the shape already matches."""
     shape = tuple(shape)
-    if x.shape == shape:
-        return as_variable(x)
+    try:
+        if x.shape == shape:
+            return as_variable(x)
+    except AttributeError:
+        _check_inputs('reshape', (x,))
+        raise
     return Reshape(shape)(x)
 
 
@@ -52,9 +60,10 @@ class Transpose(Function):
 def transpose(x: Any, axes: tuple[int, ...] | None = None) -> Variable:
     """Permute the axes of ``x`` (reverse them when ``axes`` is None), like ``numpy.transpose``."""
     if axes is not None:
-        axes = tuple(axes)
-        if sorted(a % max(x.ndim, 1) for a in axes) != list(range(x.ndim)):
-            raise ValueError(f'transpose: axes {axes} are not a permutation of the {x.ndim} axes '
+        given = axes
+        axes = normalize_axes('transpose', axes, x.shape)
+        if sorted(axes) != list(range(x.ndim)):
+            raise ValueError(f'transpose: axes {given!r} are not a permutation of the {x.ndim} axes '
                              f'of an input of shape {x.shape}')
     return Transpose(axes)(x)
 
@@ -116,14 +125,16 @@ def get_item(x: Any, slices: Any) -> Variable:
 def expand_dims(x: Any, axis: int) -> Variable:
     """Insert an axis of length 1 at ``axis`` (negative counts from the end of the result)."""
     shape = list(x.shape)
-    if not -len(shape) - 1 <= axis <= len(shape):
-        raise ValueError(f'expand_dims: axis {axis} is out of range for an input of shape {x.shape} '
-                         f'(expected {-len(shape) - 1} <= axis <= {len(shape)})')
-    shape.insert(axis if axis >= 0 else len(shape) + 1 + axis, 1)
+    shape.insert(normalize_axis('expand_dims', axis, x.shape, len(shape) + 1), 1)
     return reshape(x, tuple(shape))
 
 
 def flatten(x: Any) -> Variable:
     """Reshape ``(N, ...)`` to ``(N, -1)``, keeping the first (batch) axis."""
-    return reshape(x, (x.shape[0], -1))
+    try:
+        n = x.shape[0]
+    except IndexError:
+        raise ValueError(f'flatten: expected an input of shape (N, ...) with a batch axis, got shape '
+                         f'{x.shape}') from None
+    return reshape(x, (n, -1))
 
