@@ -26,9 +26,10 @@ from typing import Any
 
 import numpy as np
 
+from dezero._checks import check_callable, describe, in_range
 from dezero._parallel import split_apply
 from dezero.core import Parameter, Variable
-from dezero.cuda import as_cupy, as_numpy, get_array_module
+from dezero.cuda import array_types, as_cupy, as_numpy, get_array_module
 
 __all__ = ['Optimizer', 'SGD', 'MomentumSGD', 'AdaGrad', 'AdaDelta', 'RMSprop', 'Adam', 'AdamW',
            'WeightDecay', 'ClipGrad', 'FreezeParam']
@@ -53,10 +54,18 @@ class Optimizer:
     def setup(self, target: Any) -> Optimizer:
         """Optimise the parameters of ``target`` (a Layer, or an iterable of Parameters); returns self."""
         if not hasattr(target, 'params'):
-            params = list(target)
+            where = f'{type(self).__name__}.setup'
+            try:
+                params = None if isinstance(target, (Variable, *array_types)) else list(target)
+            except TypeError:
+                params = None
+            if params is None:
+                hint = '; pass the model itself: setup(model)' if callable(target) else ''
+                raise TypeError(f'{where}: expected a Layer or an iterable of Parameters, got '
+                                f'{describe(target)}{hint}')
             bad = [type(p).__name__ for p in params if not isinstance(p, Parameter)]
             if bad:
-                raise TypeError(f'{type(self).__name__}.setup: expected a Layer or Parameters, got {bad[0]}')
+                raise TypeError(f'{where}: expected a Layer or Parameters, got {bad[0]}')
             target = _ParamList(params)
         self.target = target
         return self
@@ -77,6 +86,7 @@ class Optimizer:
 
     def add_hook(self, f: Callable[[list[Parameter]], None]) -> None:
         """Call ``f(params)`` before every update, with the list of parameters that have a gradient."""
+        check_callable(f'{type(self).__name__}.add_hook', 'f', f, 'a callable taking the list of parameters')
         self.hooks.append(f)
 
     def _state(self, param: Parameter) -> dict[str, Any]:
@@ -109,6 +119,17 @@ class Optimizer:
                 state[name] = convert(state[name])
 
 
+def _non_negative(owner: Any, **values: float) -> None:
+    """Check hyper-parameters that must be numbers >= 0 (PyTorch's optimizers check the same)."""
+    for name, value in values.items():
+        in_range(type(owner).__name__, name, value, 0)
+
+
+def _fraction(owner: Any, name: str, value: float, high_inclusive: bool) -> None:
+    """Check a decay rate in [0, 1] (or [0, 1) when ``high_inclusive`` is False)."""
+    in_range(type(owner).__name__, name, value, 0, 1, high_inclusive=high_inclusive)
+
+
 class _ParamList:
     """Adapter giving a plain list of Parameters the ``params()`` method of a Layer."""
 
@@ -128,6 +149,7 @@ class SGD(Optimizer):
 
     def __init__(self, lr: float = 0.01) -> None:
         super().__init__()
+        _non_negative(self, lr=lr)
         self.lr = lr
 
     def update_one(self, param: Parameter) -> None:
@@ -147,6 +169,7 @@ class MomentumSGD(Optimizer):
 
     def __init__(self, lr: float = 0.01, momentum: float = 0.9) -> None:
         super().__init__()
+        _non_negative(self, lr=lr, momentum=momentum)
         self.lr = lr
         self.momentum = momentum
 
@@ -164,6 +187,7 @@ class AdaGrad(Optimizer):
 
     def __init__(self, lr: float = 0.001, eps: float = 1e-8) -> None:
         super().__init__()
+        _non_negative(self, lr=lr, eps=eps)
         self.lr = lr
         self.eps = eps
 
@@ -192,6 +216,8 @@ class AdaDelta(Optimizer):
 
     def __init__(self, rho: float = 0.95, eps: float = 1e-6, lr: float = 1.0) -> None:
         super().__init__()
+        _fraction(self, 'rho', rho, True)
+        _non_negative(self, eps=eps, lr=lr)
         self.rho = rho
         self.eps = eps
         self.lr = lr
@@ -229,6 +255,7 @@ class RMSprop(Optimizer):
 
     def __init__(self, lr: float = 0.01, alpha: float = 0.99, eps: float = 1e-8) -> None:
         super().__init__()
+        _non_negative(self, lr=lr, alpha=alpha, eps=eps)
         self.lr = lr
         self.alpha = alpha
         self.eps = eps
@@ -265,6 +292,9 @@ class Adam(Optimizer):
     def __init__(self, alpha: float = 0.001, beta1: float = 0.9, beta2: float = 0.999,
                  eps: float = 1e-8) -> None:
         super().__init__()
+        _non_negative(self, alpha=alpha, eps=eps)
+        _fraction(self, 'beta1', beta1, False)
+        _fraction(self, 'beta2', beta2, False)
         self.t = 0
         self.alpha = alpha
         self.beta1 = beta1
@@ -325,6 +355,7 @@ class AdamW(Adam):
     def __init__(self, alpha: float = 0.001, beta1: float = 0.9, beta2: float = 0.999,
                  eps: float = 1e-8, weight_decay: float = 0.01) -> None:
         super().__init__(alpha, beta1, beta2, eps)
+        _non_negative(self, weight_decay=weight_decay)
         self.weight_decay = weight_decay
 
     def update_one(self, param: Parameter) -> None:
@@ -346,6 +377,7 @@ class WeightDecay:
     """L2 regularisation: ``grad += rate * param`` (``torch.optim.SGD(weight_decay=rate)``)."""
 
     def __init__(self, rate: float) -> None:
+        _non_negative(self, rate=rate)
         self.rate = rate
 
     def __call__(self, params: list[Parameter]) -> None:
@@ -359,6 +391,7 @@ class ClipGrad:
     ``total_norm`` is the L2 norm of all gradients together (``torch.nn.utils.clip_grad_norm_``)."""
 
     def __init__(self, max_norm: float) -> None:
+        in_range('ClipGrad', 'max_norm', max_norm, 0, low_inclusive=False)
         self.max_norm = max_norm
 
     def __call__(self, params: list[Parameter]) -> None:

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 import dezero.functions as F
+from dezero._checks import check_directory, describe, dtype_of, in_range, positive_int
 from dezero._files import atomic_file
 from dezero.core import Parameter, Variable
 from dezero.cuda import array_types, as_cupy, as_numpy, get_array_module
@@ -75,6 +76,8 @@ class Layer:
         if isinstance(value, (Parameter, Layer)):
             registry[name] = None  # an existing key keeps its position
             buffers.pop(name, None)
+            if isinstance(value, Parameter) and getattr(value, '_owner', None) is None:
+                value._owner = type(self).__name__  # named by the error if it is used while still lazy
         else:
             registry.pop(name, None)
             if name in buffers and value is not None and not isinstance(value, array_types):
@@ -205,9 +208,7 @@ class Layer:
             data = value.data if is_param else value
             if data is not None:
                 arrays[key] = as_numpy(data)
-        directory = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(directory):
-            raise FileNotFoundError(f"{where}: cannot write '{path}': directory '{directory}' does not exist")
+        check_directory(where, path)
         with atomic_file(path) as tmp_path, open(tmp_path, 'wb') as file:
             np.savez(file, **arrays)
             file.flush()
@@ -229,6 +230,8 @@ class Layer:
             path += '.npz'
         if not os.path.exists(path):
             raise FileNotFoundError(f"{where}: no such file '{path}'")
+        if os.path.isdir(path):
+            raise IsADirectoryError(f"{where}: '{path}' is a directory; expected an .npz weights file")
         file_arrays = _read_npz(path, where)
 
         targets = self._persistent_arrays()
@@ -277,11 +280,48 @@ def _read_npz(path: str, where: str) -> dict[str, np.ndarray]:
         raise ValueError(f"{where}: '{path}' is not an .npz weights archive (no zip signature; "
                          f'starts with {magic!r})')
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            return {key: archive[key] for key in archive.files}
+        with zipfile.ZipFile(path) as archive:
+            return {_npz_key(info.filename): _read_npz_member(archive, info, os.path.getsize(path))
+                    for info in archive.infolist()}
     except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as error:
         raise ValueError(f"{where}: '{path}' is a truncated or damaged .npz weights archive: "
                          f'{error}') from error
+
+
+def _npz_key(member_name: str) -> str:
+    return member_name[:-4] if member_name.endswith('.npy') else member_name
+
+
+# Deflate compresses by at most this factor, so a deflated entry of n bytes unpacks to at most 1032 n.
+_DEFLATE_MAX_RATIO = 1032
+_NPY_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0,
+                       (2, 0): np.lib.format.read_array_header_2_0}
+
+
+def _read_npz_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, archive_size: int) -> np.ndarray:
+    """Read one ``.npy`` entry, after checking that the sizes its headers claim are ones the archive
+    can hold: a damaged header claiming terabytes is refused before anything is allocated."""
+    key = _npz_key(info.filename)
+    stored = info.compress_type == zipfile.ZIP_STORED
+    if info.compress_size > archive_size or info.file_size > info.compress_size * (
+            1 if stored else _DEFLATE_MAX_RATIO):
+        raise ValueError(f'entry {key!r} claims {info.file_size} bytes, more than the archive holds')
+    with archive.open(info) as member:
+        version = np.lib.format.read_magic(member)
+        read_header = _NPY_HEADER_READERS.get(version)
+        if read_header is None:
+            raise ValueError(f'entry {key!r} is a .npy file of unsupported format version {version}')
+        shape, fortran_order, dtype = read_header(member)
+        if dtype.hasobject:
+            raise ValueError(f'entry {key!r} holds Python objects (dtype {dtype}), which would need '
+                             'pickle; a weights archive holds numeric arrays only')
+        claimed = math.prod(shape) * dtype.itemsize
+        held = info.file_size - member.tell()
+        if claimed != held:
+            raise ValueError(f'entry {key!r} claims shape {shape} of {dtype} ({claimed} bytes) but holds '
+                             f'{held} bytes')
+        member.seek(0)
+        return np.lib.format.read_array(member, allow_pickle=False)
 
 
 # =============================================================================
@@ -301,11 +341,9 @@ class Linear(Layer):
     def __init__(self, out_size: int, nobias: bool = False, dtype: Any = np.float32,
                  in_size: int | None = None) -> None:
         super().__init__()
-        if not isinstance(out_size, (int, np.integer)) or out_size <= 0:
-            raise ValueError(f'Linear: out_size must be a positive int, got {out_size!r}')
-        self.in_size = in_size
-        self.out_size = int(out_size)
-        self.dtype = np.dtype(dtype)
+        self.in_size = None if in_size is None else positive_int('Linear', 'in_size', in_size)
+        self.out_size = positive_int('Linear', 'out_size', out_size)
+        self.dtype = dtype_of('Linear', 'dtype', dtype)
         self.W = Parameter(None, name='W')
         if in_size is not None:
             self._init_W()
@@ -320,7 +358,11 @@ class Linear(Layer):
 
     def forward(self, x: Any) -> Variable:
         if self.W.data is None:
-            if x.ndim < 2:
+            ndim = getattr(x, 'ndim', None)
+            if ndim is None:
+                raise TypeError(f'Linear: expected a Variable or an array of shape (N, in_size), got '
+                                f'{describe(x)}')
+            if ndim < 2:
                 raise ValueError(f'Linear: expected an input of shape (N, in_size), got shape {x.shape}')
             self.in_size = x.shape[-1]
             self._init_W(get_array_module(x))
@@ -348,7 +390,8 @@ class BatchNorm(Layer):
         self.register_buffer('avg_mean', None)
         self.register_buffer('avg_var', None)
         if size is not None:
-            self._init_params(np, size, np.dtype(dtype))
+            self._init_params(np, positive_int('BatchNorm', 'size', size),
+                              dtype_of('BatchNorm', 'dtype', dtype))
 
     def _init_params(self, xp: Any, size: int, dtype: Any) -> None:
         if self.gamma.data is None:
@@ -376,9 +419,10 @@ class EmbedID(Layer):
 
     def __init__(self, in_size: int, out_size: int, dtype: Any = np.float32) -> None:
         super().__init__()
-        self.in_size = in_size
-        self.out_size = out_size
-        self.W = Parameter(np.random.randn(in_size, out_size).astype(dtype), name='W')
+        self.in_size = positive_int('EmbedID', 'in_size', in_size)
+        self.out_size = positive_int('EmbedID', 'out_size', out_size)
+        dtype = dtype_of('EmbedID', 'dtype', dtype)
+        self.W = Parameter(np.random.randn(self.in_size, self.out_size).astype(dtype), name='W')
 
     def forward(self, x: Any) -> Variable:
         return F.embed_id(x, self.W)
@@ -390,8 +434,7 @@ class Dropout(Layer):
 
     def __init__(self, p: float = 0.5) -> None:
         super().__init__()
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f'Dropout: p must be in [0, 1], got {p!r}')
+        in_range('Dropout', 'p', p, 0, 1)
         self.p = p
 
     def forward(self, x: Any) -> Variable:
@@ -405,7 +448,7 @@ class LayerNorm(Layer):
 
     def __init__(self, normalized_size: int, eps: float = 1e-5, dtype: Any = np.float32) -> None:
         super().__init__()
-        self.normalized_size = normalized_size
+        self.normalized_size = positive_int('LayerNorm', 'normalized_size', normalized_size)
         self.eps = eps
         self.gamma = Parameter(np.ones(normalized_size, dtype=dtype), name='gamma')
         self.beta = Parameter(np.zeros(normalized_size, dtype=dtype), name='beta')

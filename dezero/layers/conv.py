@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from dezero._checks import dtype_of, int_pair, positive_int
 from dezero.core import Parameter, Variable
 from dezero.cuda import get_array_module
 from dezero.layers.base import Layer
@@ -16,21 +17,6 @@ __all__ = ['Conv2d', 'Deconv2d']
 IntPair = int | tuple[int, int]
 
 
-def _kernel_pair(layer: str, kernel_size: Any) -> tuple[int, int]:
-    pair = (kernel_size, kernel_size) if isinstance(kernel_size, (int, np.integer)) else kernel_size
-    if (not isinstance(pair, (tuple, list)) or len(pair) != 2
-            or not all(isinstance(k, (int, np.integer)) and k >= 1 for k in pair)):
-        raise ValueError(f'{layer}: kernel_size must be a positive int or a pair of ints, '
-                         f'got {kernel_size!r}')
-    return int(pair[0]), int(pair[1])
-
-
-def _positive_int(layer: str, name: str, value: Any) -> int:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value <= 0:
-        raise ValueError(f'{layer}: {name} must be a positive int, got {value!r}')
-    return int(value)
-
-
 class _ConvBase(Layer):
     """Shared parameter handling: ``W`` of ``_weight_shape()`` drawn ``randn * sqrt(1/(C*KH*KW))``
     (lazily from the input when ``in_channels`` is None), ``b (out_channels,)`` zeros."""
@@ -39,12 +25,15 @@ class _ConvBase(Layer):
                  nobias: bool = False, dtype: Any = np.float32, in_channels: int | None = None) -> None:
         super().__init__()
         name = type(self).__name__
-        self.out_channels = _positive_int(name, 'out_channels', out_channels)
-        self.in_channels = None if in_channels is None else _positive_int(name, 'in_channels', in_channels)
-        self.kernel_size = _kernel_pair(name, kernel_size)
+        self.out_channels = positive_int(name, 'out_channels', out_channels)
+        self.in_channels = None if in_channels is None else positive_int(name, 'in_channels', in_channels)
+        self.kernel_size = int_pair(name, 'kernel_size', kernel_size, 1)
+        # Checked here so a bad value is reported when the layer is built, not at its first call.
+        int_pair(name, 'stride', stride, 1)
+        int_pair(name, 'pad', pad, 0)
         self.stride = stride
         self.pad = pad
-        self.dtype = np.dtype(dtype)
+        self.dtype = dtype_of(name, 'dtype', dtype)
         self.W = Parameter(None, name='W')
         if self.in_channels is not None:
             self._init_W()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from dezero._checks import describe, positive_int
 from dezero.core import Variable
 from dezero.layers.base import Layer, Linear
 from dezero.ops.activation import sigmoid
@@ -22,10 +23,20 @@ from dezero.ops.math import tanh
 __all__ = ['RNN', 'LSTM', 'GRU']
 
 
+def _check_sizes(layer: str, hidden_size: Any, in_size: Any) -> int:
+    """The hidden size as an int; both sizes must be positive ints (``in_size`` may be None)."""
+    if in_size is not None:
+        positive_int(layer, 'in_size', in_size)
+    return positive_int(layer, 'hidden_size', hidden_size)
+
+
 def _check_step_input(layer: str, x: Any, state: Variable | None) -> None:
     """Reject a step input that is not ``(N, in_size)`` or whose batch differs from the state's."""
     shape = getattr(x, 'shape', None)
-    if shape is None or len(shape) != 2:
+    if shape is None:
+        raise TypeError(f'{layer}: expected a Variable or an array of shape (N, in_size) for one time '
+                        f'step, got {describe(x)}')
+    if len(shape) != 2:
         raise ValueError(f'{layer}: expected an input of shape (N, in_size) for one time step, '
                          f'got {type(x).__name__} of shape {shape}')
     if state is not None and shape[0] != state.shape[0]:
@@ -45,6 +56,7 @@ class RNN(Layer):
 
     def __init__(self, hidden_size: int, in_size: int | None = None) -> None:
         super().__init__()
+        hidden_size = _check_sizes('RNN', hidden_size, in_size)
         self.hidden_size = hidden_size
         self.x2h = Linear(hidden_size, in_size=in_size)
         # hidden -> hidden whatever the input width is (the book passes in_size here, a bug when
@@ -81,7 +93,7 @@ class LSTM(Layer):
 
     def __init__(self, hidden_size: int, in_size: int | None = None) -> None:
         super().__init__()
-        H = hidden_size
+        H = _check_sizes('LSTM', hidden_size, in_size)
         self.hidden_size = H
         self.x2f = Linear(H, in_size=in_size)
         self.x2i = Linear(H, in_size=in_size)
@@ -134,7 +146,7 @@ class GRU(Layer):
 
     def __init__(self, hidden_size: int, in_size: int | None = None) -> None:
         super().__init__()
-        H = hidden_size
+        H = _check_sizes('GRU', hidden_size, in_size)
         self.hidden_size = H
         self.x2r = Linear(H, in_size=in_size)
         self.x2z = Linear(H, in_size=in_size)

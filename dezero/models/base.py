@@ -8,6 +8,7 @@ import numpy as np
 
 import dezero.functions as F
 from dezero import utils
+from dezero._checks import check_callable, describe
 from dezero.core import Variable, using_config
 from dezero.layers.base import Layer, Linear
 
@@ -38,9 +39,8 @@ class Sequential(Model):
     def __init__(self, *layers: Layer | Callable[[Any], Any]) -> None:
         super().__init__()
         for i, layer in enumerate(layers):
-            if not callable(layer):
-                raise TypeError(f'Sequential: item {i} must be a Layer or a callable, '
-                                f'got {type(layer).__name__}')
+            check_callable('Sequential', f'item {i}', layer, 'a Layer or a callable',
+                           'pass the layers as separate arguments: Sequential(*layers)', Layer)
             if isinstance(layer, Layer):
                 setattr(self, f'l{i}', layer)
         self.layers = list(layers)
@@ -71,7 +71,12 @@ class MLP(Model):
     def __init__(self, fc_output_sizes: Sequence[int],
                  activation: Callable[[Any], Variable] = F.sigmoid) -> None:
         super().__init__()
-        sizes = list(fc_output_sizes)
+        try:
+            sizes = list(fc_output_sizes)
+        except TypeError:
+            raise TypeError(f'MLP: fc_output_sizes must be a sequence of positive ints such as (10, 1), '
+                            f'got {describe(fc_output_sizes)}') from None
+        check_callable('MLP', 'activation', activation)
         if not sizes or not all(isinstance(size, (int, np.integer)) and size > 0 for size in sizes):
             raise ValueError(f'MLP: fc_output_sizes must be a non-empty sequence of positive ints, '
                              f'got {fc_output_sizes!r}')
