@@ -109,6 +109,10 @@ class SeqDataLoader(DataLoader):
 
     def __init__(self, dataset: Any, batch_size: int, gpu: bool = False) -> None:
         super().__init__(dataset, batch_size, shuffle=False, gpu=gpu)
+        if self.batch_size > self.data_size:
+            raise ValueError(f'SeqDataLoader: batch_size {self.batch_size} is larger than the dataset '
+                             f'({self.data_size} samples): it must be at most {self.data_size}, one '
+                             'stream of samples per batch row')
         self.max_iter = self.data_size // self.batch_size
 
     def _batch_indices(self) -> np.ndarray:

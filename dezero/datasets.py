@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from dezero._checks import check_callable
 from dezero.cuda import array_types, get_array_module
 from dezero.download import DownloadError, get_cache_dir, get_file
 from dezero.transforms import Compose, Flatten, Normalize, ToFloat, Transform
@@ -41,16 +42,30 @@ class _Identity(Transform):
 # =============================================================================
 # Dataset and batch gathering
 # =============================================================================
-def _stack(items: list[Any]) -> Any:
+def _stack(items: list[Any], owner: str, source: str) -> Any:
+    """Stack the samples ``items`` into a batch; ``owner`` and ``source`` (what produced the samples)
+    name the culprit when their shapes differ."""
     if all(item is None for item in items):
         return None
     xp = get_array_module(items[0]) if items else np
-    return xp.stack([xp.asarray(item) for item in items])
+    arrays = [xp.asarray(item) for item in items]
+    try:
+        return xp.stack(arrays)
+    except ValueError:
+        first = arrays[0].shape
+        i = next((i for i, a in enumerate(arrays) if a.shape != first), None)
+        if i is None:
+            raise
+        raise ValueError(f'{owner}: {source} gave samples of different shapes, {first} (sample 0 of the '
+                         f'batch) and {arrays[i].shape} (sample {i}); a batch needs samples of one shape'
+                         ) from None
 
 
 def _stack_examples(dataset: Any, indices: Any) -> tuple[Any, Any]:
     examples = [dataset[int(i)] for i in indices]
-    return _stack([e[0] for e in examples]), _stack([e[1] for e in examples])
+    owner = type(dataset).__name__
+    return (_stack([e[0] for e in examples], owner, 'indexing'),
+            _stack([e[1] for e in examples], owner, 'indexing'))
 
 
 def gather_batch(dataset: Any, indices: Any) -> tuple[Any, Any]:
@@ -80,6 +95,10 @@ class Dataset:
     def __init__(self, train: bool = True, transform: Callable[[Any], Any] | None = None,
                  target_transform: Callable[[Any], Any] | None = None) -> None:
         self.train = train
+        for what, value in (('transform', transform), ('target_transform', target_transform)):
+            if value is not None:
+                check_callable(type(self).__name__, what, value, 'a callable (or None)',
+                               'combine several transforms with Compose([...])', Transform)
         self.transform = _Identity() if transform is None else transform
         self.target_transform = _Identity() if target_transform is None else target_transform
         self.data: Any = None
@@ -98,7 +117,13 @@ class Dataset:
 
     def __getitem__(self, index: int) -> tuple[Any, Any]:
         self._check_index(index)
-        x = self.transform(self.data[index])
+        try:
+            x = self.data[index]
+        except IndexError:
+            n = len(self.data)
+            raise IndexError(f'{type(self).__name__}: index {index} is out of range for a dataset of {n} '
+                             f'samples (expected {-n} <= index < {n})') from None
+        x = self.transform(x)
         t = None if self.label is None else self.target_transform(self.label[index])
         return x, t
 
@@ -125,15 +150,15 @@ class Dataset:
             return _stack_examples(self, indices)
         if self.data is None:
             raise TypeError(f'{type(self).__name__}: no data; prepare() must set self.data')
-        x = self._gather(self.data, self.transform, indices)
-        t = None if self.label is None else self._gather(self.label, self.target_transform, indices)
+        x = self._gather(self.data, self.transform, indices, 'transform')
+        t = None if self.label is None else self._gather(self.label, self.target_transform, indices,
+                                                          'target_transform')
         return x, t
 
-    @staticmethod
-    def _gather(array: Any, transform: Any, indices: np.ndarray) -> Any:
+    def _gather(self, array: Any, transform: Any, indices: np.ndarray, what: str) -> Any:
         if isinstance(array, array_types) and getattr(transform, 'batchable', False):
             return transform.apply_batch(array[indices])
-        return _stack([transform(array[i]) for i in indices])
+        return _stack([transform(array[i]) for i in indices], type(self).__name__, f'the {what}')
 
 
 # =============================================================================

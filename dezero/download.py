@@ -101,6 +101,10 @@ def get_file(url: str, file_name: str | None = None, sha256: str | None = None) 
     path = _cache_path(url, file_name)
     if os.path.exists(path):
         return path
+    scheme = urllib.parse.urlparse(url).scheme
+    if scheme and scheme not in ('http', 'https', 'ftp', 'file'):
+        raise ValueError(f'get_file: invalid URL {url!r}: unsupported scheme {scheme!r}; expected an '
+                         'http or https URL')
     os.makedirs(os.path.dirname(path), exist_ok=True)
     name = os.path.basename(path)
     try:

@@ -13,13 +13,13 @@ Example::
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
 
+from dezero._checks import check_callable, describe, dtype_of, in_range, int_pair
 from dezero.cuda import get_array_module
-from dezero.utils import pair
 
 BILINEAR = 2  # PIL.Image.BILINEAR (Image.Resampling.BILINEAR), named here so Pillow stays optional
 
@@ -36,6 +36,23 @@ def _pil_image(user: str) -> Any:
 def _is_pil(img: Any) -> bool:
     # Checked by module name so that plain-array transforms never import Pillow.
     return type(img).__module__.startswith('PIL.')
+
+
+def _check_pil(user: str, img: Any) -> None:
+    if not _is_pil(img):
+        hint = '; convert an array with ToPIL() first' if hasattr(img, 'ndim') else ''
+        raise TypeError(f'{user}: expected a PIL image, got {describe(img)}{hint}')
+
+
+def _not_an_array(user: str, x: Any) -> TypeError:
+    """The error for a sample that is not an array (raised after the array method was missing)."""
+    hint = '; convert PIL images with ToArray() first' if _is_pil(x) else ''
+    return TypeError(f'{user}: expected an array, got {describe(x)}{hint}')
+
+
+def _image_or_array(user: str, img: Any) -> None:
+    if not _is_pil(img) and not hasattr(img, 'ndim'):
+        raise TypeError(f'{user}: expected a PIL image or an array, got {describe(img)}')
 
 
 class Transform:
@@ -59,7 +76,12 @@ class Compose(Transform):
     """Apply ``transforms`` in order; batchable when every one of them is. ``Compose([])`` is identity."""
 
     def __init__(self, transforms: Sequence[Callable[[Any], Any]] = ()) -> None:
+        if callable(transforms) or not isinstance(transforms, Iterable):
+            raise TypeError(f'Compose: expected a list of transforms, got {describe(transforms)}; '
+                            'write Compose([t]) for a single one')
         self.transforms = list(transforms)
+        for i, t in enumerate(self.transforms):
+            check_callable('Compose', f'item {i}', t, 'a callable transform', instance_of=Transform)
 
     @property
     def batchable(self) -> bool:  # type: ignore[override]
@@ -90,21 +112,27 @@ class Convert(Transform):
 
     def __call__(self, img: Any) -> Any:
         Image = _pil_image('Convert')
+        _check_pil('Convert', img)
         if self.mode == 'BGR':
             r, g, b = img.convert('RGB').split()
             return Image.merge('RGB', (b, g, r))
-        return img.convert(self.mode)
+        try:
+            return img.convert(self.mode)
+        except ValueError as e:
+            raise ValueError(f'Convert: PIL cannot convert an image of mode {img.mode} to mode {self.mode!r} '
+                             f"({e}); expected a PIL mode such as 'RGB' or 'L', or 'BGR'") from None
 
 
 class Resize(Transform):
     """Resize a PIL image to ``size`` = ``k`` (square) or ``(width, height)``, with PIL filter ``mode``."""
 
     def __init__(self, size: int | tuple[int, int], mode: int = BILINEAR) -> None:
-        self.size = pair(size)
+        self.size = int_pair('Resize', 'size', size, 1)
         self.mode = mode
 
     def __call__(self, img: Any) -> Any:
         _pil_image('Resize')
+        _check_pil('Resize', img)
         return img.resize(self.size, self.mode)
 
 
@@ -112,12 +140,16 @@ class CenterCrop(Transform):
     """Cut the central ``size`` (``k`` or ``(width, height)``) of a PIL image or ``(..., H, W)`` array."""
 
     def __init__(self, size: int | tuple[int, int]) -> None:
-        self.size = pair(size)
+        self.size = int_pair('CenterCrop', 'size', size, 1)
 
     def __call__(self, img: Any) -> Any:
         out_w, out_h = self.size
+        _image_or_array('CenterCrop', img)
         if _is_pil(img):
             w, h = img.size
+        elif img.ndim < 2:
+            raise ValueError(f'CenterCrop: expected a PIL image or an array of shape (..., H, W), got shape '
+                             f'{img.shape}')
         else:
             h, w = img.shape[-2:]
         if out_w > w or out_h > h:
@@ -133,11 +165,15 @@ class ToArray(Transform):
     """PIL image → ``(C, H, W)`` array of ``dtype`` (a grayscale image gives ``C = 1``); arrays are cast."""
 
     def __init__(self, dtype: Any = np.float32) -> None:
+        dtype_of('ToArray', 'dtype', dtype)
         self.dtype = dtype
 
     def __call__(self, img: Any) -> Any:
         if not _is_pil(img):
-            return img.astype(self.dtype, copy=False)
+            try:
+                return img.astype(self.dtype, copy=False)
+            except AttributeError:
+                raise TypeError(f'ToArray: expected a PIL image or an array, got {describe(img)}') from None
         array = np.asarray(img)
         array = array[np.newaxis] if array.ndim == 2 else array.transpose(2, 0, 1)
         return array.astype(self.dtype)
@@ -148,6 +184,10 @@ class ToPIL(Transform):
 
     def __call__(self, array: Any) -> Any:
         Image = _pil_image('ToPIL')
+        if not isinstance(array, np.ndarray):
+            hint = ' (it is already an image)' if _is_pil(array) else ''
+            raise TypeError(f'ToPIL: expected a NumPy array of shape (C, H, W) or (H, W), got '
+                            f'{describe(array)}{hint}')
         if array.ndim == 3 and array.shape[0] == 1:
             array = array[0]
         elif array.ndim == 3:
@@ -165,9 +205,11 @@ class RandomHorizontalFlip(Transform):
     """Mirror left-right with probability ``p`` (a PIL image, or an array along its last axis)."""
 
     def __init__(self, p: float = 0.5) -> None:
+        in_range('RandomHorizontalFlip', 'p', p, 0, 1)
         self.p = p
 
     def __call__(self, img: Any) -> Any:
+        _image_or_array('RandomHorizontalFlip', img)
         if np.random.rand() >= self.p:
             return img
         if _is_pil(img):
@@ -189,6 +231,8 @@ class Normalize(Transform):
     batchable = True
 
     def __init__(self, mean: float | Sequence[float] = 0, std: float | Sequence[float] = 1) -> None:
+        if np.any(np.asarray(std) == 0):
+            raise ValueError(f'Normalize: std must be non-zero (the data is divided by it), got {std!r}')
         self.mean = mean
         self.std = std
 
@@ -208,7 +252,10 @@ class Normalize(Transform):
         return (x.astype(dtype, copy=False) - mean) / std
 
     def __call__(self, x: Any) -> Any:
-        return self._normalize(x, 0)
+        try:
+            return self._normalize(x, 0)
+        except AttributeError:
+            raise _not_an_array('Normalize', x) from None
 
     def apply_batch(self, xs: Any) -> Any:
         return self._normalize(xs, 1)
@@ -220,7 +267,10 @@ class Flatten(Transform):
     batchable = True
 
     def __call__(self, x: Any) -> Any:
-        return x.flatten()
+        try:
+            return x.flatten()
+        except AttributeError:
+            raise _not_an_array('Flatten', x) from None
 
     def apply_batch(self, xs: Any) -> Any:
         return xs.reshape(xs.shape[0], math.prod(xs.shape[1:]))
@@ -231,11 +281,22 @@ class AsType(Transform):
 
     batchable = True
 
+    # The kinds of dtype a subclass accepts ('f' for ToFloat); None: any.
+    kinds: str | None = None
+
     def __init__(self, dtype: Any = np.float32) -> None:
+        name = type(self).__name__
+        kind = dtype_of(name, 'dtype', dtype).kind
+        if self.kinds is not None and kind not in self.kinds:
+            expected = 'a floating' if self.kinds == 'f' else 'an integer'
+            raise ValueError(f'{name}: dtype {np.dtype(dtype)} is not {expected} dtype')
         self.dtype = dtype
 
     def __call__(self, x: Any) -> Any:
-        return x.astype(self.dtype)
+        try:
+            return x.astype(self.dtype)
+        except AttributeError:
+            raise _not_an_array(type(self).__name__, x) from None
 
     def apply_batch(self, xs: Any) -> Any:
         return xs.astype(self.dtype)
@@ -244,12 +305,16 @@ class AsType(Transform):
 class ToFloat(AsType):
     """Cast an array to a floating dtype (``float32`` by default); values are not rescaled."""
 
+    kinds = 'f'
+
     def __init__(self, dtype: Any = np.float32) -> None:
         super().__init__(dtype)
 
 
 class ToInt(AsType):
     """Cast an array to an integer dtype (Python ``int``, i.e. int64, by default)."""
+
+    kinds = 'iu'
 
     def __init__(self, dtype: Any = int) -> None:
         super().__init__(dtype)

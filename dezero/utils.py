@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from dezero._checks import check_directory, describe
 from dezero._files import atomic_file  # noqa: F401  (public here for scripts)
 from dezero.core import Function, Variable, _sum_to_array, as_array, as_variable
 from dezero.cuda import as_numpy, get_array_module
@@ -39,12 +40,19 @@ def _dot_func(f: Function) -> str:
     return text
 
 
+def _check_output(where: str, output: Any) -> None:
+    if not isinstance(output, Variable):
+        raise TypeError(f'{where}: output must be a Variable (the result of a computation), got '
+                        f'{describe(output)}')
+
+
 def get_dot_graph(output: Variable, verbose: bool = True) -> str:
     """Return the DOT text of the graph that produced ``output``.
 
     Variables are orange ellipses labelled by name (and, with ``verbose``, shape and dtype); Functions
     are light-blue boxes labelled by class name. The walk is iterative, so deep graphs are fine.
     """
+    _check_output('get_dot_graph', output)
     lines = [_dot_var(output, verbose)]
     pending: list[Function] = []
     seen: set[int] = set()
@@ -70,6 +78,8 @@ def plot_dot_graph(output: Variable, verbose: bool = True, to_file: str = 'graph
     The format comes from the extension (png, svg, pdf, ...). The file appears complete or not at all.
     Raises ``RuntimeError`` when the ``dot`` program is not installed.
     """
+    _check_output('plot_dot_graph', output)
+    check_directory('plot_dot_graph', to_file)
     dot = shutil.which('dot')
     if dot is None:
         raise RuntimeError('plot_dot_graph: the Graphviz program "dot" was not found on PATH; install '
@@ -141,7 +151,10 @@ def pair(x: int | tuple[int, int]) -> tuple[int, int]:
 
 def get_conv_outsize(input_size: int, kernel_size: int, stride: int, pad: int) -> int:
     """Output length of a convolution: ``(input_size + 2*pad - kernel_size) // stride + 1``."""
-    return (input_size + pad * 2 - kernel_size) // stride + 1
+    try:
+        return (input_size + pad * 2 - kernel_size) // stride + 1
+    except ZeroDivisionError:
+        raise ValueError(f'get_conv_outsize: stride must be at least 1, got {stride}') from None
 
 
 def get_deconv_outsize(size: int, k: int, s: int, p: int) -> int:
@@ -187,7 +200,7 @@ def numerical_grad(f: Callable, x: Any, *args: Any, **kwargs: Any) -> Any:
     ``x`` is a Variable or an array (same shape as the result); each element is nudged by ±1e-4.
     """
     eps = 1e-4
-    x = x.data if isinstance(x, Variable) else x
+    x = as_array(x.data if isinstance(x, Variable) else x)
     xp = get_array_module(x)
     x = x.astype(np.float64) if x.dtype.kind != 'f' else x
     grad = xp.zeros_like(x)
