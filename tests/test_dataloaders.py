@@ -194,8 +194,10 @@ def test_seq_loader_on_sin_curve_like_the_book():
 
 
 def test_seq_loader_batch_larger_than_data():
-    loader = SeqDataLoader(Numbers(3), batch_size=4)
-    assert loader.max_iter == 0 and epoch(loader) == []
+    # One stream per batch row: more rows than samples would give no batch at all, silently.
+    with pytest.raises(ValueError, match=r'SeqDataLoader: batch_size 4 is larger than the dataset'):
+        SeqDataLoader(Numbers(3), batch_size=4)
+    assert SeqDataLoader(Numbers(3), batch_size=3).max_iter == 1
 
 
 # =============================================================================
