@@ -216,7 +216,7 @@ class AdaDelta(Optimizer):
 
     def __init__(self, rho: float = 0.95, eps: float = 1e-6, lr: float = 1.0) -> None:
         super().__init__()
-        _fraction(self, 'rho', rho, True)
+        _fraction(self, 'rho', rho, high_inclusive=True)
         _non_negative(self, eps=eps, lr=lr)
         self.rho = rho
         self.eps = eps
@@ -293,8 +293,8 @@ class Adam(Optimizer):
                  eps: float = 1e-8) -> None:
         super().__init__()
         _non_negative(self, alpha=alpha, eps=eps)
-        _fraction(self, 'beta1', beta1, False)
-        _fraction(self, 'beta2', beta2, False)
+        _fraction(self, 'beta1', beta1, high_inclusive=False)
+        _fraction(self, 'beta2', beta2, high_inclusive=False)
         self.t = 0
         self.alpha = alpha
         self.beta1 = beta1
