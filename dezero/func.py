@@ -363,21 +363,35 @@ def _matching(name: str, values: Any, likes: list[Variable], what: str) -> list[
     return [_cotangent(name, v, like, f'{what} {k}') for k, (v, like) in enumerate(zip(leaves, likes))]
 
 
-def _inner_product(xs: list[Variable | None], vs: list[Variable]) -> Variable | None:
-    """``sum_k <xs[k], vs[k]>`` over the xs that are not None (None when all are)."""
-    total = None
-    for x, v in zip(xs, vs):
-        if x is not None:
-            term = _sum(x * v)
-            total = term if total is None else total + term
-    return total
+def _check_point(name: str, f: Any, primals: Any, tangents: Any) -> bool:
+    """Check jvp's and hvp's arguments; return whether the results must be Variables."""
+    _check_callable(name, f)
+    for what, value in (('primals', primals), ('tangents', tangents)):
+        if type(value) not in (tuple, list):
+            raise TypeError(f'{name}: {what} must be a tuple or list (one entry per argument of f), got '
+                            f'{type(value).__name__}')
+    return _differentiable(primals, tangents)
 
 
-def _primal_tuple(name: str, value: Any, what: str) -> tuple[Any, ...]:
-    if type(value) not in (tuple, list):
-        raise TypeError(f'{name}: {what} must be a tuple or list (one entry per argument of f), got '
-                        f'{type(value).__name__}')
-    return tuple(value)
+def _point(name: str, primals: Sequence[Any], tangents: Sequence[Any]) -> tuple[_Inputs, list[Variable]]:
+    """Fresh inputs for the primals, and the tangents matched to them (inside ``_transforming``)."""
+    inputs = _Inputs(name, tuple(primals), tuple(range(len(primals))))
+    return inputs, _matching(name, tangents, inputs.variables, 'tangent')
+
+
+def _gradient_along(grads: list[Variable | None], vs: list[Variable], targets: list[Variable],
+                    create_graph: bool) -> list[Variable | None]:
+    """The gradient of ``sum_k <grads[k], vs[k]>`` with respect to each of ``targets`` (grads computed
+    with ``create_graph=True``); all None when every grad is None."""
+    along = None
+    for g, v in zip(grads, vs):
+        if g is not None:
+            term = _sum(g * v)
+            along = term if along is None else along + term
+    if along is None:
+        return [None] * len(targets)
+    with _Subgraph([along], targets) as subgraph:
+        return subgraph.grads([_ones_like(along)], create_graph=create_graph)
 
 
 # =============================================================================
@@ -513,24 +527,15 @@ def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any],
         array([2., 3.])
     """
     name = 'jvp'
-    _check_callable(name, f)
-    primals = _primal_tuple(name, primals, 'primals')
-    tangents = _primal_tuple(name, tangents, 'tangents')
-    differentiable = _differentiable(primals, tangents)
+    differentiable = _check_point(name, f, primals, tangents)
     with _transforming():
-        inputs = _Inputs(name, primals, tuple(range(len(primals))))
-        vs = _matching(name, tangents, inputs.variables, 'tangent')
+        inputs, vs = _point(name, primals, tangents)
         out, aux = _call(name, f, inputs.args, {}, has_aux)
         outputs = _output_leaves(name, out)
         dummies = [_zeros_like(y) for y in outputs]
         with _Subgraph(outputs, inputs.variables) as subgraph:
             vjps = subgraph.grads(dummies, create_graph=True)
-        along = _inner_product(vjps, vs)
-        if along is None:
-            tangents_out = [None] * len(outputs)
-        else:
-            with _Subgraph([along], dummies) as subgraph:
-                tangents_out = subgraph.grads([_ones_like(along)], create_graph=differentiable)
+        tangents_out = _gradient_along(vjps, vs, dummies, differentiable)
     tangents_out = [_result(_zeros_like(y) if t is None else t, differentiable)
                     for t, y in zip(tangents_out, outputs)]
     result = (_result(_rebuild(out, iter(outputs)), differentiable), _rebuild(out, iter(tangents_out)))
@@ -554,22 +559,13 @@ def hvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) 
         array([ 6., 12.])
     """
     name = 'hvp'
-    _check_callable(name, f)
-    primals = _primal_tuple(name, primals, 'primals')
-    tangents = _primal_tuple(name, tangents, 'tangents')
-    differentiable = _differentiable(primals, tangents)
+    differentiable = _check_point(name, f, primals, tangents)
     with _transforming():
-        inputs = _Inputs(name, primals, tuple(range(len(primals))))
-        vs = _matching(name, tangents, inputs.variables, 'tangent')
+        inputs, vs = _point(name, primals, tangents)
         y = _scalar_output(name, _call(name, f, inputs.args, {}, False)[0])
         with _Subgraph([y], inputs.variables) as subgraph:
             grads = subgraph.grads([_ones_like(y)], create_graph=True)
-        along = _inner_product(grads, vs)
-        if along is None:
-            products = [None] * len(inputs.variables)
-        else:
-            with _Subgraph([along], inputs.variables) as subgraph:
-                products = subgraph.grads([_ones_like(along)], create_graph=differentiable)
+        products = _gradient_along(grads, vs, inputs.variables, differentiable)
     return _result(y, differentiable), inputs.pack(inputs.fill(products, differentiable))
 
 
