@@ -33,6 +33,8 @@ from dezero.func import (
 )
 from dezero.models import MLP
 
+# torch.func.jvp's first call registers TorchScript decompositions, which warns on torch 2.13.
+pytestmark = pytest.mark.filterwarnings('ignore:`torch.jit.script` is deprecated:DeprecationWarning')
 torch.set_num_threads(1)
 TOL = {'rtol': 1e-8, 'atol': 1e-8}
 tf = torch.func
@@ -449,6 +451,17 @@ def test_structures_argnums_and_aux() -> None:
     assert float(g_scale) == 5.0
     (value, aux), _ = value_and_grad(f, has_aux=True)(params, np.array(2.0), label='kept')
     assert float(value) == 22.0 and aux == 'aux'
+
+    def g(x):
+        return F.sum(x ** 3), x * 2.0
+
+    J, aux = jacobian(g, has_aux=True)(np.array([1.0, 2.0]))
+    np.testing.assert_allclose(J, [3.0, 12.0])
+    np.testing.assert_allclose(aux, [2.0, 4.0])
+    assert type(aux) is np.ndarray  # aux Variables come back as arrays at top level
+    H, aux = hessian(g, has_aux=True)(np.array([1.0, 2.0]))
+    np.testing.assert_allclose(H, np.diag([6.0, 12.0]))
+    np.testing.assert_allclose(aux, [2.0, 4.0])
 
 
 def test_unreached_inputs_and_constant_outputs_give_zeros() -> None:
