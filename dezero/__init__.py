@@ -9,10 +9,11 @@ Example::
     y.backward()
     x.grad  # variable(6.0)
 """
-from dezero import (  # noqa: F401,E402  # noqa: F401,E402
+from dezero import (  # noqa: F401,E402
     cuda,
     dataloaders,
     datasets,
+    func,
     functions,
     functions_conv,
     layers,
