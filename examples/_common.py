@@ -38,6 +38,16 @@ def int_at_least(minimum: int) -> Callable[[str], int]:
     return parse
 
 
+def add_subset_options(parser: argparse.ArgumentParser, test: bool = True) -> None:
+    """Add ``--train-size`` (and, with ``test``, ``--test-size``): use only the first N samples of the
+    set, 0 for all of it. The scripts apply them with ``keep_first``."""
+    parser.add_argument('--train-size', type=int_at_least(0), default=0,
+                        help='train on the first N training samples (0: all)')
+    if test:
+        parser.add_argument('--test-size', type=int_at_least(0), default=0,
+                            help='evaluate on the first N test samples (0: all)')
+
+
 def keep_first(dataset: Any, size: int) -> Any:
     """Cut an array dataset (``data`` and ``label`` arrays) to its first ``size`` samples, in place.
 

@@ -21,7 +21,7 @@ import time
 from collections.abc import Sequence
 
 import numpy as np
-from _common import example_parser, int_at_least, keep_first, progress
+from _common import add_subset_options, example_parser, int_at_least, keep_first, progress
 from _plotting import plot_training_curves
 
 import dezero
@@ -90,10 +90,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, list[float]]:
     parser.add_argument('--epochs', type=int_at_least(1), default=4, help='passes over the training set')
     parser.add_argument('--batch-size', type=int_at_least(1), default=64, help='images per training step')
     parser.add_argument('--lr', type=float, default=0.5, help="AdaDelta's learning rate")
-    parser.add_argument('--train-size', type=int_at_least(0), default=0,
-                        help='train on the first N training images (0: all 60,000)')
-    parser.add_argument('--test-size', type=int_at_least(0), default=0,
-                        help='evaluate on the first N test images (0: all 10,000)')
+    add_subset_options(parser)
     parser.add_argument('--seed', type=int, default=0,
                         help='seed of np.random: weight initialisation, dropout and shuffling')
     parser.add_argument('--out-dir', default='out', help='directory for the weights and the plot')

@@ -23,7 +23,7 @@ import time
 from collections.abc import Sequence
 
 import numpy as np
-from _common import example_parser, int_at_least, keep_first, progress
+from _common import add_subset_options, example_parser, int_at_least, keep_first, progress
 from _plotting import pyplot, save_figure
 
 import dezero
@@ -111,8 +111,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, list[float]]:
                         help="the discriminator's target for real images (1 disables smoothing)")
     parser.add_argument('--sample-every', type=int_at_least(1), default=2,
                         help='write a sample grid every k epochs (and after the last)')
-    parser.add_argument('--train-size', type=int_at_least(0), default=0,
-                        help='train on the first N training images (0: all 60,000)')
+    add_subset_options(parser, test=False)
     parser.add_argument('--max-iters', type=int_at_least(0), default=0,
                         help='cap training steps per epoch (0: no cap)')
     parser.add_argument('--seed', type=int, default=0,

@@ -19,7 +19,7 @@ import time
 from collections.abc import Sequence
 
 import numpy as np
-from _common import example_parser, int_at_least, keep_first, progress
+from _common import add_subset_options, example_parser, int_at_least, keep_first, progress
 from _plotting import plot_training_curves
 
 import dezero
@@ -33,10 +33,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument('--epochs', type=int_at_least(1), default=5, help='passes over the training set')
     parser.add_argument('--batch-size', type=int_at_least(1), default=100, help='samples per training step')
     parser.add_argument('--lr', type=float, default=1e-3, help="Adam's step size alpha")
-    parser.add_argument('--train-size', type=int_at_least(0), default=0,
-                        help='train on the first N training samples (0: all)')
-    parser.add_argument('--test-size', type=int_at_least(0), default=0,
-                        help='evaluate on the first N test samples (0: all)')
+    add_subset_options(parser)
     parser.add_argument('--seed', type=int, default=0,
                         help='seed of np.random: weight initialisation and shuffling')
     parser.add_argument('--out-dir', default='out', help='directory for the weights and the plot')
