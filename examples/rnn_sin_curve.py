@@ -9,7 +9,8 @@ Training data is ``SinCurve`` (sin plus ±0.05 noise, target = the next value). 
 reset and, without recording a graph, the model predicts the next value along two periods of cos(x);
 prediction and truth are plotted together.
 
-Run: ``python examples/rnn_sin_curve.py [--cell rnn|lstm] [--epochs 100]``.
+Run: ``python examples/rnn_sin_curve.py [--cell rnn|lstm] [--epochs 100]`` (about 20 seconds for the
+RNN and 4 for the LSTM on two CPU cores).
 Writes ``out/rnn_sin_curve.png`` or ``out/lstm_sin_curve.png``.
 """
 from __future__ import annotations
