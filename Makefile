@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test quick-test lint bench clean
+.PHONY: demo test quick-test lint bench docs clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,10 @@ $(VENV)/.demo-installed: pyproject.toml $(BIN)/activate
 	$(BIN)/python -m pip install -q -e '.[plot,progress]'
 	touch $@
 
+$(VENV)/.docs-installed: pyproject.toml $(BIN)/activate
+	$(BIN)/python -m pip install -q -e '.[docs]'
+	touch $@
+
 demo: $(VENV)/.demo-installed
 	$(BIN)/python examples/train_fashion_mnist.py
 
@@ -26,6 +30,10 @@ test: $(VENV)/.dev-installed
 
 quick-test: $(VENV)/.dev-installed
 	$(BIN)/python -m pytest -n 2 -q -m 'not slow'
+
+# The user guide and API reference as HTML in docs/_build/html; any Sphinx warning fails the build.
+docs: $(VENV)/.docs-installed
+	$(BIN)/sphinx-build -W --keep-going -E -q -b html docs docs/_build/html
 
 bench: $(VENV)/.dev-installed
 	$(BIN)/python benchmarks/overhead.py

@@ -210,6 +210,8 @@ class AdaDelta(Optimizer):
         dx = sqrt((msdx + eps) / (msg + eps)) * grad
         msdx = rho * msdx + (1 - rho) * dx**2
         param -= lr * dx
+
+    ``msg`` and ``msdx`` are running averages of the squared gradients and squared steps.
     """
 
     state_names = ('msg', 'msdx')
@@ -249,6 +251,8 @@ class RMSprop(Optimizer):
 
         ms = alpha * ms + (1 - alpha) * grad**2
         param -= lr * grad / (sqrt(ms) + eps)
+
+    ``alpha`` is the decay rate of ``ms``, the running average of the squared gradients.
     """
 
     state_names = ('ms',)

@@ -9,17 +9,18 @@ Training data is ``SinCurve`` (sin plus ±0.05 noise, target = the next value). 
 reset and, without recording a graph, the model predicts the next value along two periods of cos(x);
 prediction and truth are plotted together.
 
-Run: ``python examples/rnn_sin_curve.py [--cell rnn|lstm] [--epochs 100]``.
+Run: ``python examples/rnn_sin_curve.py [--cell rnn|lstm] [--epochs 100]`` (about 20 seconds for the
+RNN and 4 for the LSTM on two CPU cores).
 Writes ``out/rnn_sin_curve.png`` or ``out/lstm_sin_curve.png``.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import time
 from collections.abc import Sequence
 
 import numpy as np
+from _common import example_parser, int_at_least, progress, write
 from _plotting import pyplot, save_figure
 
 import dezero
@@ -58,7 +59,7 @@ def train(model: SequenceRegressor, loader: SeqDataLoader, epochs: int, bptt_len
     steps = loader.max_iter if max_iters <= 0 else min(max_iters, loader.max_iter)
     losses = []
     start = time.perf_counter()
-    for epoch in range(1, epochs + 1):
+    for epoch in progress(range(1, epochs + 1), 'training'):
         model.reset_state()
         loss, total, count = 0, 0.0, 0
         for x, t in loader:
@@ -78,8 +79,7 @@ def train(model: SequenceRegressor, loader: SeqDataLoader, epochs: int, bptt_len
                 loss = 0
         losses.append(total / count)
         if epoch == 1 or epoch % 10 == 0 or epoch == epochs:
-            print(f'epoch {epoch}: loss {losses[-1]:.6f} ({time.perf_counter() - start:.1f} s)',
-                  flush=True)
+            write(f'epoch {epoch}: loss {losses[-1]:.6f} ({time.perf_counter() - start:.1f} s)')
     return losses
 
 
@@ -111,16 +111,20 @@ def plot_prediction(xs: np.ndarray, predictions: np.ndarray, cell: str, path: st
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, object]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--cell', choices=('rnn', 'lstm'), default='rnn')
-    parser.add_argument('--epochs', type=int, default=100)
-    parser.add_argument('--hidden-size', type=int, default=100)
-    parser.add_argument('--bptt-length', type=int, default=30)
-    parser.add_argument('--batch-size', type=int, default=None,
-                        help='parallel slices of the sequence (default: 1 for rnn, 30 for lstm)')
-    parser.add_argument('--max-iters', type=int, default=0, help='cap steps per epoch (0: whole epoch)')
-    parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--out-dir', default='out')
+    parser = example_parser(__doc__)
+    parser.add_argument('--cell', choices=('rnn', 'lstm'), default='rnn',
+                        help='the recurrent layer: a plain tanh RNN or an LSTM')
+    parser.add_argument('--epochs', type=int_at_least(1), default=100, help='passes over the sine curve')
+    parser.add_argument('--hidden-size', type=int_at_least(1), default=100,
+                        help="size of the recurrent layer's hidden state")
+    parser.add_argument('--bptt-length', type=int_at_least(1), default=30,
+                        help='time steps between two backward passes (truncated BPTT)')
+    parser.add_argument('--batch-size', type=int_at_least(0), default=0,
+                        help='parallel slices of the sequence (0: 1 for rnn, 30 for lstm)')
+    parser.add_argument('--max-iters', type=int_at_least(0), default=0,
+                        help='cap steps per epoch (0: whole epoch)')
+    parser.add_argument('--seed', type=int, default=0, help='seed of np.random: weights and noise')
+    parser.add_argument('--out-dir', default='out', help='directory for the plot')
     args = parser.parse_args(argv)
     batch_size = args.batch_size or (1 if args.cell == 'rnn' else 30)
 

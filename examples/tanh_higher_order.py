@@ -11,11 +11,11 @@ Writes ``out/tanh.png``; needs Graphviz's ``dot``.
 """
 from __future__ import annotations
 
-import argparse
 import os
 from collections.abc import Sequence
 
 import numpy as np
+from _common import example_parser, int_at_least
 from numpy.polynomial import Polynomial
 
 import dezero.functions as F
@@ -36,14 +36,12 @@ def exact_tanh_derivatives(x: float, max_order: int) -> list[float]:
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, list[float]]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--iters', type=int, default=1,
+    parser = example_parser(__doc__)
+    parser.add_argument('--iters', type=int_at_least(0), default=1,
                         help='extra backward passes: the plot shows derivative number iters + 1')
-    parser.add_argument('--x', type=float, default=1.0)
-    parser.add_argument('--out-dir', default='out')
+    parser.add_argument('--x', type=float, default=1.0, help='the point at which tanh is differentiated')
+    parser.add_argument('--out-dir', default='out', help='directory for the graph image')
     args = parser.parse_args(argv)
-    if args.iters < 0:
-        parser.error(f'--iters must be >= 0, got {args.iters}')
 
     x = Variable(np.array(args.x), name='x')
     y = F.tanh(x)

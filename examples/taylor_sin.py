@@ -10,12 +10,12 @@ Run: ``python examples/taylor_sin.py [--x 0.785] [--threshold 1e-4]`` (a smaller
 """
 from __future__ import annotations
 
-import argparse
 import math
 import os
 from collections.abc import Sequence
 
 import numpy as np
+from _common import example_parser
 
 import dezero.functions as F
 from dezero import Variable
@@ -54,10 +54,12 @@ def count_nodes(output: Variable) -> tuple[int, int]:
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, float]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--x', type=float, default=np.pi / 4, help='the point (default pi/4)')
-    parser.add_argument('--threshold', type=float, default=1e-4, help='stop below this term size')
-    parser.add_argument('--out-dir', default='out')
+    parser = example_parser(__doc__)
+    parser.add_argument('--x', type=float, default=np.pi / 4,
+                        help='where sin and its gradient are computed; the default is pi/4')
+    parser.add_argument('--threshold', type=float, default=1e-4,
+                        help='add Taylor terms until one is smaller than this')
+    parser.add_argument('--out-dir', default='out', help='directory for the graph image')
     args = parser.parse_args(argv)
 
     x = Variable(np.array(args.x), name='x')

@@ -9,18 +9,18 @@ from the decoder's logits (``F.sigmoid_cross_entropy``): the same value as the b
 the sigmoid output, without log(0) when the sigmoid saturates.
 
 Run: ``python examples/vae_fashion_mnist.py [--epochs 10] [--train-size 0]`` (0: all 60,000 images;
-2.5 minutes on two busy CPU cores, reaching a test loss of about 245 nats per image). Writes
+1.5 minutes on two busy CPU cores, reaching a test loss of about 245 nats per image). Writes
 ``out/vae_fashion_mnist.png``: test images, their reconstructions, and images decoded from random
 codes.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import time
 from collections.abc import Sequence
 
 import numpy as np
+from _common import add_subset_options, example_parser, int_at_least, keep_first, progress
 from _plotting import pyplot, save_figure
 
 import dezero
@@ -74,10 +74,7 @@ def load_images(train: bool, size: int) -> dezero.Dataset:
     """Flattened (784,) float32 Fashion-MNIST images in [0, 1], optionally cut to a prefix."""
     transform = transforms.Compose([transforms.Flatten(), transforms.ToFloat(),
                                     transforms.Normalize(mean=0.0, std=255.0)])
-    dataset = dezero.datasets.FashionMNIST(train=train, transform=transform)
-    if size:
-        dataset.data, dataset.label = dataset.data[:size], dataset.label[:size]
-    return dataset
+    return keep_first(dezero.datasets.FashionMNIST(train=train, transform=transform), size)
 
 
 def evaluate(model: VAE, dataset: dezero.Dataset, batch_size: int = 500) -> float:
@@ -113,15 +110,15 @@ def plot_results(originals: np.ndarray, reconstructions: np.ndarray, samples: np
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, list[float]]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--epochs', type=int, default=10)
-    parser.add_argument('--batch-size', type=int, default=128)
-    parser.add_argument('--latent-size', type=int, default=16)
-    parser.add_argument('--lr', type=float, default=1e-3, help="Adam's alpha")
-    parser.add_argument('--train-size', type=int, default=0, help='use the first N training images')
-    parser.add_argument('--test-size', type=int, default=0, help='use the first N test images')
-    parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--out-dir', default='out')
+    parser = example_parser(__doc__)
+    parser.add_argument('--epochs', type=int_at_least(1), default=10, help='passes over the training set')
+    parser.add_argument('--batch-size', type=int_at_least(1), default=128, help='images per training step')
+    parser.add_argument('--latent-size', type=int_at_least(1), default=16, help='length of the code z')
+    parser.add_argument('--lr', type=float, default=1e-3, help="Adam's step size alpha")
+    add_subset_options(parser)
+    parser.add_argument('--seed', type=int, default=0,
+                        help='seed of np.random: weights, sampled codes and shuffling')
+    parser.add_argument('--out-dir', default='out', help='directory for the plot')
     args = parser.parse_args(argv)
 
     np.random.seed(args.seed)
@@ -137,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, list[float]]:
     start = time.perf_counter()
     for epoch in range(1, args.epochs + 1):
         sums = {'loss': 0.0, 'reconstruction': 0.0, 'kl': 0.0}
-        for x, _ in loader:
+        for x, _ in progress(loader, f'epoch {epoch}/{args.epochs}'):
             logits, mu, log_var = model(x)
             loss, reconstruction, kl = vae_loss(logits, x, mu, log_var)
             model.cleargrads()

@@ -12,7 +12,6 @@ Writes ``out/vgg16_classify.png`` (the image and its top-k probabilities).
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -21,6 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from _common import example_parser, int_at_least
 from _plotting import pyplot, save_figure
 
 import dezero
@@ -90,12 +90,15 @@ def plot_result(image: Any, top: list[tuple[str, float]], path: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('image', nargs='?', default=None, help='image file (default: see above)')
-    parser.add_argument('--top', type=int, default=5)
+    parser = example_parser(__doc__)
+    parser.add_argument('image', nargs='?', default=None,
+                        help=f"image file to classify; without one, {ZEBRA_FILE} from the cache directory "
+                             "when it is there, else a synthetic striped picture")
+    parser.add_argument('--top', type=int_at_least(1), default=5,
+                        help='how many of the likeliest classes to list')
     parser.add_argument('--download', action='store_true',
                         help='download missing weights and class names (needs a network)')
-    parser.add_argument('--out-dir', default='out')
+    parser.add_argument('--out-dir', default='out', help='directory for the result plot')
     args = parser.parse_args(argv)
 
     file_name, directory = weights_location()

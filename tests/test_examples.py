@@ -5,6 +5,7 @@ The scripts are loaded from their files with importlib, as they are not part of 
 """
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import os
 import shutil
@@ -174,6 +175,102 @@ def test_plot_training_curves_rejects_bad_history(plotting: ModuleType, tmp_path
 
 
 # =============================================================================
+# examples/_common.py
+# =============================================================================
+@pytest.fixture
+def common() -> ModuleType:
+    return load_example('_common')
+
+
+@pytest.mark.parametrize('minimum, text, expected', [(0, '0', 0), (0, '7', 7), (1, '1', 1)])
+def test_int_at_least_accepts(common: ModuleType, minimum: int, text: str, expected: int) -> None:
+    assert common.int_at_least(minimum)(text) == expected
+
+
+@pytest.mark.parametrize('minimum, text, message', [
+    (1, '0', r'expected a whole number >= 1, got 0'),
+    (0, '-3', r'expected a whole number >= 0, got -3'),
+    (0, '2.5', r"expected a whole number >= 0, got '2.5'"),
+])
+def test_int_at_least_rejects(common: ModuleType, minimum: int, text: str, message: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError, match=message):
+        common.int_at_least(minimum)(text)
+
+
+def test_keep_first_cuts_data_and_labels(common: ModuleType) -> None:
+    dataset = dezero.datasets.Spiral()
+    data, label = dataset.data.copy(), dataset.label.copy()
+    assert common.keep_first(dataset, 0) is dataset and len(dataset) == 300
+    assert common.keep_first(dataset, 20) is dataset
+    np.testing.assert_array_equal(dataset.data, data[:20])
+    np.testing.assert_array_equal(dataset.label, label[:20])
+
+
+def test_keep_first_without_labels(common: ModuleType) -> None:
+    dataset = dezero.Dataset()
+    dataset.data, dataset.label = np.arange(10), None
+    common.keep_first(dataset, 4)
+    np.testing.assert_array_equal(dataset.data, np.arange(4))
+    assert dataset.label is None
+
+
+def test_progress_bar_counts_loader_batches(common: ModuleType, capsys: pytest.CaptureFixture) -> None:
+    pytest.importorskip('tqdm')
+    loader = dezero.DataLoader(dezero.datasets.Spiral(), batch_size=32, shuffle=False)
+    bar = common.progress(loader, 'epoch 1/1')
+    assert bar.total == 10  # ceil(300 / 32), from len(loader)
+    assert sum(len(x) for x, _ in bar) == 300
+    capped = common.progress(range(100), 'capped', total=5)
+    assert capped.total == 5
+    capped.close()
+    assert 'epoch 1/1' in capsys.readouterr().err  # the bar goes to stderr, the results to stdout
+
+
+def test_progress_and_write_without_tqdm(common: ModuleType, monkeypatch: pytest.MonkeyPatch,
+                                         capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.setitem(sys.modules, 'tqdm', None)  # makes ``from tqdm import tqdm`` fail
+    items = [1, 2, 3]
+    assert common.progress(items, 'epoch 1/1') is items
+    common.write('epoch 1: loss 0.5')
+    assert capsys.readouterr() == ('epoch 1: loss 0.5\n', '')
+
+
+def test_write_goes_to_stdout_with_tqdm(common: ModuleType, capsys: pytest.CaptureFixture) -> None:
+    pytest.importorskip('tqdm')
+    common.write('epoch 10: loss 0.25')
+    assert capsys.readouterr().out == 'epoch 10: loss 0.25\n'
+
+
+# Every script's --help states each option's purpose and default. rosenbrock.py is rewritten on
+# another branch; add it here once it uses example_parser.
+SCRIPTS_WITH_PARSER = ['train_fashion_mnist', 'cnn_fashion_mnist', 'gan_fashion_mnist', 'vae_fashion_mnist',
+                       'rnn_sin_curve', 'taylor_sin', 'tanh_higher_order', 'vgg16_classify']
+
+
+@pytest.mark.parametrize('name', SCRIPTS_WITH_PARSER)
+def test_example_help_shows_every_default(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    example = load_example(name)
+    parsers = []
+
+    def capture(parser: argparse.ArgumentParser, *args: object, **kwargs: object) -> None:
+        parsers.append(parser)
+        raise SystemExit(0)  # stop main before it does any work
+
+    monkeypatch.setattr(argparse.ArgumentParser, 'parse_args', capture)
+    with pytest.raises(SystemExit):
+        example.main([])
+    (parser,) = parsers
+    assert parser.formatter_class is argparse.ArgumentDefaultsHelpFormatter
+    options = [action for action in parser._actions if not isinstance(action, argparse._HelpAction)]
+    assert options
+    undocumented = [action.dest for action in options if not action.help]
+    assert not undocumented, f'{name}: options without help: {undocumented}'
+    help_text = ' '.join(parser.format_help().split())
+    for action in options:
+        assert f'{action.help} (default: {action.default})' in help_text, (name, action.dest)
+
+
+# =============================================================================
 # Graph examples
 # =============================================================================
 @needs_dot
@@ -214,6 +311,77 @@ def test_tanh_higher_order_rejects_negative_iters(tmp_path: Path) -> None:
     with pytest.raises(SystemExit):
         example.main(['--iters', '-1', '--out-dir', str(tmp_path)])
 
+
+# =============================================================================
+# The demo (make demo)
+# =============================================================================
+def run_demo(tmp_path: Path, *extra: str) -> tuple[ModuleType, dict[str, list[float]]]:
+    example = load_example('train_fashion_mnist')
+    history = example.main(['--epochs', '2', '--train-size', '300', '--test-size', '200',
+                            '--batch-size', '50', '--out-dir', str(tmp_path), *extra])
+    return example, history
+
+
+def check_demo_outputs(example: ModuleType, history: dict[str, list[float]], tmp_path: Path, name: str,
+                       sizes: tuple[int, ...], n_test: int) -> None:
+    for key in ('train_loss', 'train_acc', 'test_loss', 'test_acc'):
+        assert len(history[key]) == 2
+        assert_finite(history[key], key)
+    assert all(0.0 <= acc <= 1.0 for acc in history['train_acc'] + history['test_acc'])
+    assert_png(tmp_path / f'{name}_curves.png')
+    # The saved weights reproduce the last reported test accuracy.
+    model = dezero.models.MLP(sizes, activation=F.relu)
+    _, _, test_set, _ = example.load_data(0, n_test)
+    model(test_set[0][0][np.newaxis])  # creates the lazily shaped weights before loading
+    model.load_weights(str(tmp_path / f'{name}_mlp.npz'))
+    _, test_acc = example.evaluate(model, dezero.DataLoader(test_set, 50, shuffle=False))
+    assert test_acc == pytest.approx(history['test_acc'][-1], abs=1e-12)
+
+
+@needs_matplotlib
+@needs_fashion
+def test_demo_on_fashion_mnist_prefix(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    example, history = run_demo(tmp_path)
+    out = capsys.readouterr().out
+    assert out.startswith('fashion_mnist: 300 training and 200 test samples; MLP (512, 256, 10)')
+    assert 'epoch 2: train loss' in out and 'final test accuracy' in out
+    check_demo_outputs(example, history, tmp_path, 'fashion_mnist', (512, 256, 10), 200)
+
+
+def hide_fashion_mnist(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the demo's Fashion-MNIST loading fail as it does when the files are not installed."""
+    def missing(train: bool = True) -> None:
+        raise FileNotFoundError('FashionMNIST: train-images-idx3-ubyte.gz not found')
+
+    monkeypatch.setattr(dezero.datasets, 'FashionMNIST', missing)
+
+
+@needs_matplotlib
+def test_demo_falls_back_to_spiral(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                   capsys: pytest.CaptureFixture) -> None:
+    hide_fashion_mnist(monkeypatch)
+    example, history = run_demo(tmp_path)
+    captured = capsys.readouterr()
+    assert 'Fashion-MNIST not available' in captured.err and 'dataset-fashion-mnist' in captured.err
+    assert captured.out.startswith('spiral: 300 training and 200 test samples')
+    check_demo_outputs(example, history, tmp_path, 'spiral', (100, 3), 200)
+
+
+@needs_matplotlib
+def test_demo_seed_decides_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    hide_fashion_mnist(monkeypatch)
+    runs = [run_demo(tmp_path / f'run{i}', '--seed', str(seed))[1] for i, seed in enumerate((3, 3, 4))]
+    assert runs[0] == runs[1]
+    assert runs[0]['train_loss'] != runs[2]['train_loss']
+
+
+def test_demo_rejects_bad_sizes(capsys: pytest.CaptureFixture) -> None:
+    example = load_example('train_fashion_mnist')
+    for argv, message in ((['--epochs', '0'], 'argument --epochs: expected a whole number >= 1, got 0'),
+                          (['--train-size', '-5'], 'argument --train-size: expected a whole number >= 0')):
+        with pytest.raises(SystemExit):
+            example.main(argv)
+        assert message in capsys.readouterr().err
 
 # =============================================================================
 # Training examples (tiny settings)
