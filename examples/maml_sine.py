@@ -23,13 +23,13 @@ Writes ``out/maml_sine.png``.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from _common import example_parser, int_at_least, progress, write
 from _plotting import pyplot, save_figure
 
 import dezero.functions as F
@@ -93,17 +93,6 @@ def evaluate(model: MLP, tasks: Sequence[tuple[np.ndarray, ...]], inner_lr: floa
     return float(np.mean(before)), float(np.mean(after))
 
 
-def progress(iterations: Iterable[int], total: int, enabled: bool) -> Iterable[int]:
-    """A tqdm bar over ``iterations`` when tqdm is installed and ``enabled``, else the plain range."""
-    if not enabled:
-        return iterations
-    try:
-        from tqdm import tqdm
-    except ImportError:  # tqdm is the optional 'progress' extra
-        return iterations
-    return tqdm(iterations, total=total, desc='meta-training', ncols=80, mininterval=0.5, leave=False)
-
-
 def meta_train(model: MLP, iters: int, meta_batch: int, shots: int, inner_lr: float, meta_lr: float,
                first_order: bool, eval_tasks: Sequence[tuple[np.ndarray, ...]], eval_every: int,
                seed: int, show_progress: bool = True) -> dict[str, list[float]]:
@@ -120,14 +109,11 @@ def meta_train(model: MLP, iters: int, meta_batch: int, shots: int, inner_lr: fl
         history['after'].append(after)
         message = (f'iteration {iteration:5d}: held-out query loss before adaptation {before:.3f}, '
                    f'after one step {after:.3f}')
-        try:
-            from tqdm import tqdm
-            tqdm.write(message)
-        except ImportError:
-            print(message)
+        write(message)
 
     record(0)
-    for iteration in progress(range(1, iters + 1), iters, show_progress):
+    iterations = range(1, iters + 1)
+    for iteration in progress(iterations, 'meta-training') if show_progress else iterations:
         model.cleargrads()
         theta = dict(model.named_params())
         meta_loss = 0
@@ -175,24 +161,23 @@ def plot(history: dict[str, list[float]], model: MLP, task: tuple[np.ndarray, ..
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Meta-train, print and plot; returns the held-out loss history and the figure."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument('--iters', type=int, default=4000, help='meta-iterations (Adam steps)')
-    parser.add_argument('--meta-batch', type=int, default=4, help='tasks per meta-iteration')
-    parser.add_argument('--shots', type=int, default=10, help='support (and query) points per task')
+    parser = example_parser(__doc__)
+    parser.add_argument('--iters', type=int_at_least(1), default=4000, help='meta-iterations (Adam steps)')
+    parser.add_argument('--meta-batch', type=int_at_least(1), default=4, help='tasks per meta-iteration')
+    parser.add_argument('--shots', type=int_at_least(1), default=10,
+                        help='support (and query) points per task')
     parser.add_argument('--inner-lr', type=float, default=0.01, help='learning rate of the inner SGD step')
     parser.add_argument('--meta-lr', type=float, default=0.001, help='Adam learning rate of the meta-update')
     parser.add_argument('--first-order', action='store_true',
                         help='first-order MAML: no second derivatives through the inner step')
-    parser.add_argument('--eval-tasks', type=int, default=50, help='held-out tasks for the loss curve')
-    parser.add_argument('--eval-every', type=int, default=500, help='meta-iterations between evaluations')
+    parser.add_argument('--eval-tasks', type=int_at_least(1), default=50,
+                        help='held-out tasks for the loss curve')
+    parser.add_argument('--eval-every', type=int_at_least(1), default=500,
+                        help='meta-iterations between evaluations')
     parser.add_argument('--seed', type=int, default=0, help='seed of the weights and the tasks')
     parser.add_argument('--out-dir', default='out', help='directory of the figure')
     parser.add_argument('--no-progress', action='store_true', help='no tqdm progress bar')
     args = parser.parse_args(argv)
-    for option in ('iters', 'meta_batch', 'shots', 'eval_tasks', 'eval_every'):
-        if getattr(args, option) < 1:
-            parser.error(f'--{option.replace("_", "-")} must be >= 1, got {getattr(args, option)}')
 
     model = make_model(args.seed)
     eval_tasks = sample_tasks(np.random.default_rng(args.seed + 1), args.eval_tasks, args.shots)

@@ -11,12 +11,12 @@ Writes ``out/rosenbrock.png`` (needs matplotlib; ``--no-plot`` skips it).
 """
 from __future__ import annotations
 
-import argparse
 import os
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from _common import example_parser
 from _plotting import pyplot, save_figure
 
 from dezero import Variable
@@ -89,8 +89,7 @@ def plot_paths(gd_path: np.ndarray, newton_path: np.ndarray, path: str) -> Any:
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Run both methods from (0, 2); returns the distances to (1, 1), Newton's step count, the paths
     and the figure (None with ``--no-plot``)."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = example_parser(__doc__)
     parser.add_argument('--iters', type=int, default=10_000, help='gradient-descent steps')
     parser.add_argument('--lr', type=float, default=0.001, help='gradient-descent learning rate')
     parser.add_argument('--newton-iters', type=int, default=10, help="at most this many Newton steps")
