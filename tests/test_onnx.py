@@ -478,3 +478,10 @@ def test_failed_export_keeps_the_old_file(tmp_path: Path) -> None:
     dx.export(MLP((3,)), rand(2, 4), path=path)
     assert [p.name for p in tmp_path.iterdir()] == ['model.onnx']
     onnx.checker.check_model(str(path), full_check=True)
+
+
+def test_a_parameter_made_in_forward_stays_an_initializer(tmp_path: Path) -> None:
+    scale = Parameter(rand(6), name='scale')
+    model = FunctionModel(lambda m, x: x * scale)
+    proto = check_export(model, tmp_path / 'scale.onnx', (rand(2, 6),), (rand(3, 6),))
+    assert [t.name for t in proto.graph.initializer] == ['scale']

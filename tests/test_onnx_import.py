@@ -203,6 +203,20 @@ def test_batch_norm_statistics_are_buffers(torch_files: Callable) -> None:
     assert not np.allclose(model.__dict__['bn1.running_mean'], before)
 
 
+def test_batch_normalization_trains_with_the_files_momentum(tmp_path: Path) -> None:
+    tensors = _batch_norm_tensors(3)
+    path = tmp_path / 'bn.onnx'
+    nodes = [node('BatchNormalization', BN_INPUTS, ['y'], momentum=0.8, epsilon=1e-3)]
+    onnx.save(_model(nodes, {'x': rand(2, 3, 4, 5)}, tensors, ['y'], 17), str(path))
+    model = dx.load(path)
+    x = rand(4, 3, 4, 5, seed=3)
+    y = model(x)  # training mode: normalised with the batch's own statistics
+    np.testing.assert_allclose(y.data.mean(axis=(0, 2, 3)), tensors['b'], atol=1e-5)
+    expected_mean = 0.8 * tensors['m'] + 0.2 * x.mean(axis=(0, 2, 3))
+    np.testing.assert_allclose(model.m, expected_mean, rtol=1e-5)
+    assert [name for name, _ in model.named_params()] == ['s', 'b']
+
+
 # =============================================================================
 # Hand-built graphs, one row per operator form, checked against ONNX Runtime
 # =============================================================================

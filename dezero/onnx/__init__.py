@@ -30,6 +30,6 @@ except ImportError as error:
 
 from dezero.onnx._common import MAX_OPSET, MIN_EXPORT_OPSET
 from dezero.onnx._exporter import DEFAULT_OPSET, export
-from dezero.onnx._importer import OnnxModel, load
+from dezero.onnx._importer import SUPPORTED_OPS, OnnxModel, load
 
-__all__ = ['export', 'load', 'OnnxModel', 'DEFAULT_OPSET', 'MIN_EXPORT_OPSET', 'MAX_OPSET']
+__all__ = ['export', 'load', 'OnnxModel', 'DEFAULT_OPSET', 'MIN_EXPORT_OPSET', 'MAX_OPSET', 'SUPPORTED_OPS']

@@ -9,7 +9,7 @@ Parameter was already computed by the trace, so it is written as a Constant node
 With ``dynamic_batch`` the first axis of the inputs is the symbolic ``batch``. Every Variable whose
 first axis carries that batch (judged from the traced shapes: it follows an input's first axis) is
 marked, so that shape-carrying ops write shapes that do not bake the traced batch size (``Reshape``
-with ``0`` or ``-1`` there, ``Expand`` with ones, the batch read by ``Shape`` at run time).
+with ``0`` or ``-1`` there, ``Expand`` with ones, a division by the batch size read by ``Shape``).
 """
 from __future__ import annotations
 
@@ -59,10 +59,8 @@ class _Graph:
         self.names: dict[int, str] = {}
         self.batched: set[int] = set()
         self.folded: set[int] = set()
-        self.batch_source: str | None = None  # a graph input whose first axis is the batch
         self.scope = ''
         self._taken: set[str] = set()
-        self._batch_vector: str | None = None
 
     def fresh(self, base: str) -> str:
         """A name not used before, ``base`` itself when free."""
@@ -125,15 +123,6 @@ class _Graph:
         if self.opset >= (13 if op_type == 'ReduceSum' else 18):
             return self.one(op_type, [x, self.ints(axes)], output, keepdims=int(keepdims))
         return self.one(op_type, [x], output, axes=list(axes), keepdims=int(keepdims))
-
-    def batch_vector(self) -> str:
-        """A 1-D int64 tensor ``[N]``: the batch size of this run, read from a batched graph input."""
-        if self._batch_vector is None:
-            scope, self.scope = self.scope, 'batch'
-            shape_of = self.one('Shape', [self.batch_source])
-            self._batch_vector = self.one('Gather', [shape_of, self.ints([0])], axis=0)
-            self.scope = scope
-        return self._batch_vector
 
     def is_batched(self, var: Variable) -> bool:
         """Whether the first axis of ``var`` is the batch."""
@@ -205,13 +194,10 @@ def _emit_sum_to(g: _Graph, f: Function, xs: list, ys: list) -> None:
 def _emit_broadcast_to(g: _Graph, f: Function, xs: list, ys: list) -> None:
     x = f.inputs[0]
     lead = len(f.shape) - x.ndim
-    # Expand broadcasts both ways, so an axis the input already has is written as 1: no size is baked.
+    # Expand broadcasts both ways, so an axis the input already has is written as 1: the input's batch
+    # is never baked.
     target = [1 if i >= lead and x.shape[i - lead] == n else n for i, n in enumerate(f.shape)]
-    if g.is_batched(_output(f)) and target[0] != 1:
-        shape_name = g.one('Concat', [g.batch_vector(), g.ints(target[1:])], axis=0)
-    else:
-        shape_name = g.ints(target)
-    g.node('Expand', [xs[0], shape_name], ys)
+    g.node('Expand', [xs[0], g.ints(target)], ys)
 
 
 def _emit_reshape(g: _Graph, f: Function, xs: list, ys: list) -> None:
@@ -562,7 +548,7 @@ def _value_info(name: str, var: Variable, batched: bool) -> onnx.ValueInfoProto:
 def _build_graph(model: Layer, inputs: list[Variable], outputs: list[Variable], input_names: list[str],
                  output_names: list[str], opset: int, dynamic_batch: bool) -> onnx.GraphProto:
     first = inputs[0]
-    batch_size = first.shape[0] if dynamic_batch and first.ndim > 0 else None
+    batch_size = first.shape[0] if dynamic_batch and first.ndim > 0 and first.shape[0] > 0 else None
     g = _Graph(opset, batch_size)
     for name in (*input_names, *output_names):
         g.reserve(name)
@@ -574,16 +560,15 @@ def _build_graph(model: Layer, inputs: list[Variable], outputs: list[Variable], 
         dynamic.add(id(x))
         if batch_size is not None and x.ndim > 0 and x.shape[0] == batch_size:
             g.batched.add(id(x))
-            g.batch_source = g.batch_source or name
+    # Parameters are initializers under their paths; one the model does not register (made in forward)
+    # is still a Parameter: it keeps its own name.
     param_names = {id(param): path for path, param in model.named_params()}
-    used_params: dict[int, Parameter] = {}
     functions = _functions_behind(outputs, {id(x) for x in inputs})
     for f in functions:
         for x in f.inputs:
-            if id(x) in param_names and id(x) not in used_params:
-                used_params[id(x)] = x
+            if isinstance(x, Parameter) and id(x) not in dynamic:
                 dynamic.add(id(x))
-                g.names[id(x)] = g.fresh(param_names[id(x)])
+                g.names[id(x)] = g.fresh(param_names.get(id(x)) or x.name or 'param')
                 g.initializers.append(numpy_helper.from_array(as_numpy(x.data), g.names[id(x)]))
     # Graph outputs are written directly by the node that makes them (first occurrence).
     written_outputs: dict[int, str] = {}

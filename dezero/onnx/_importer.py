@@ -47,7 +47,6 @@ class _Node:
         self.name = node.name
         self.opset = opset
         self.path = path
-        self.n_inputs = len(node.input)
         self.outputs = list(node.output)
         self.attrs = {a.name: _attribute_value(a) for a in node.attribute}
 
