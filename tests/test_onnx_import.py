@@ -434,6 +434,12 @@ OP_CASES = {
                                     node('Add', ['a', 'c'], ['y'])], (1, 4),
                                    dict(shape=_ints(1, 3, 4), shape2=_ints(3, 4))),
     'Where': case(node('Where', ['cond', 'x', 'c'], ['y']), (4,), dict(cond=CONDITION, c=rand(4))),
+    # losses
+    'SoftmaxCrossEntropyLoss': case([node('SoftmaxCrossEntropyLoss', ['x', 't'], [r], reduction=r)
+                                     for r in ('mean', 'sum', 'none')], outputs=('mean', 'sum', 'none'),
+                                    inputs=lambda n: {'x': rand(n, 5, seed=n),
+                                                      't': np.random.default_rng(n).integers(0, 5, n)},
+                                    opset=13),
 }
 
 

@@ -291,11 +291,8 @@ def _emit_get_item(g: _Graph, f: Function, xs: list, ys: list) -> None:
 
 
 def _index_input(g: _Graph, array: Any) -> str:
-    """The indices of a Gather: the graph input holding ``array`` when there is one, else a constant."""
-    name = g.names.get(id(array))
-    if name is None:
-        return g.constant(array, np.int64)
-    return g.cast(name, array.dtype, array.dtype if array.dtype in (np.int32, np.int64) else np.int64)
+    """The indices of a Gather (int32 or int64): the graph input holding ``array``, else a constant."""
+    return _target(g, array, array.dtype if array.dtype in (np.int32, np.int64) else np.int64)
 
 
 def _reduction(op_type: str) -> Emitter:
@@ -421,17 +418,54 @@ def _emit_average_pooling(g: _Graph, f: Function, xs: list, ys: list) -> None:
            **_window_attrs(f.kernel_size, f.stride, f.pad))
 
 
+def _batch_count(g: _Graph, name: str, rows: int, batched: bool, dtype: Any) -> str:
+    """The first-axis length of tensor ``name`` as a scalar of ``dtype``: ``rows`` (traced), or read
+    with Shape at run time when that axis is the batch."""
+    if not batched:
+        return g.constant(rows, dtype)
+    length = g.one('Gather', [g.one('Shape', [name]), g.constant(0, np.int64)], axis=0)
+    return g.one('Cast', [length], to=onnx_elem_type(dtype))
+
+
 def _emit_mean_squared_error(g: _Graph, f: Function, xs: list, ys: list) -> None:
     x0, x1 = f.inputs
     dtype = _output(f).dtype
     diff = g.one('Sub', [g.cast(xs[0], x0.dtype, dtype), g.cast(xs[1], x1.dtype, dtype)])
     total = g.reduce('ReduceSum', g.one('Mul', [diff, diff]), None, False)
-    if g.is_batched(x0) or g.is_batched(x1):
-        rows = g.one('Gather', [g.one('Shape', [diff]), g.constant(0, np.int64)], axis=0)
-        count = g.one('Cast', [rows], to=onnx_elem_type(dtype))
-    else:
-        count = g.constant(np.broadcast_shapes(x0.shape, x1.shape)[0], dtype)
+    rows = np.broadcast_shapes(x0.shape, x1.shape)[0]
+    count = _batch_count(g, diff, rows, g.is_batched(x0) or g.is_batched(x1), dtype)
     g.node('Div', [total, count], ys)
+
+
+def _target(g: _Graph, array: Any, dtype: Any) -> str:
+    """A loss's labels or targets: the graph input holding ``array`` when there is one, else a constant."""
+    name = g.names.get(id(array))
+    if name is None:
+        return g.constant(array, dtype)
+    return g.cast(name, array.dtype, dtype)
+
+
+def _emit_softmax_cross_entropy(g: _Graph, f: Function, xs: list, ys: list) -> None:
+    g.node('SoftmaxCrossEntropyLoss', [xs[0], _target(g, f.t, np.int64)], ys, reduction='mean')
+
+
+def _emit_sigmoid_cross_entropy(g: _Graph, f: Function, xs: list, ys: list) -> None:
+    x = f.inputs[0]
+    t = _target(g, f.t, x.dtype)
+    losses = g.one('Sub', [g.one('Softplus', xs), g.one('Mul', [t, xs[0]])])
+    total = g.reduce('ReduceSum', losses, None, False)
+    g.node('Div', [total, _batch_count(g, xs[0], len(x), g.is_batched(x), x.dtype)], ys)
+
+
+def _emit_binary_cross_entropy(g: _Graph, f: Function, xs: list, ys: list) -> None:
+    p = f.inputs[0]
+    t = _target(g, f.t, p.dtype)
+    one, floor = g.constant(1, p.dtype), g.constant(loss._LOG_FLOOR, p.dtype)
+    log_p = g.one('Clip', [g.one('Log', xs), floor, ''])
+    log_q = g.one('Clip', [g.one('Log', [g.one('Sub', [one, xs[0]])]), floor, ''])
+    terms = g.one('Add', [g.one('Mul', [t, log_p]), g.one('Mul', [g.one('Sub', [one, t]), log_q])])
+    total = g.one('Neg', [g.reduce('ReduceSum', terms, None, False)])
+    g.node('Div', [total, _batch_count(g, xs[0], len(p), g.is_batched(p), p.dtype)], ys)
 
 
 _EMITTERS: dict[type, Emitter] = {
@@ -486,8 +520,11 @@ _EMITTERS: dict[type, Emitter] = {
     conv.Deconv2d: _emit_deconv2d,
     pooling.Pooling: _emit_max_pooling,
     pooling.AveragePooling: _emit_average_pooling,
-    # losses whose targets are inputs too
+    # losses (labels and targets given as example inputs stay graph inputs)
     loss.MeanSquaredError: _emit_mean_squared_error,
+    loss.SoftmaxCrossEntropy: _emit_softmax_cross_entropy,
+    loss.SigmoidCrossEntropy: _emit_sigmoid_cross_entropy,
+    loss.BinaryCrossEntropy: _emit_binary_cross_entropy,
 }
 
 
@@ -511,18 +548,22 @@ def _functions_behind(outputs: Sequence[Variable], stop: set[int]) -> list[Funct
     return sorted(found.values(), key=lambda f: f.generation)
 
 
-def _index_inputs(f: Function, input_arrays: dict[int, Variable]) -> list[Variable]:
-    """Graph inputs a Function reads through an attribute: GetItem's integer-array index (embed_id)."""
-    if not isinstance(f, shape.GetItem):
+def _attribute_inputs(f: Function, input_arrays: dict[int, Variable]) -> list[Variable]:
+    """Graph inputs a Function reads through an attribute: GetItem's integer-array index (embed_id's
+    ids), a loss's labels or targets."""
+    if isinstance(f, shape.GetItem):
+        items = f.slices if isinstance(f.slices, tuple) else (f.slices,)
+    elif isinstance(f, (loss.SoftmaxCrossEntropy, loss.SigmoidCrossEntropy, loss.BinaryCrossEntropy)):
+        items = (f.t,)
+    else:
         return []
-    items = f.slices if isinstance(f.slices, tuple) else (f.slices,)
     return [input_arrays[id(s)] for s in items if _is_array(s) and id(s) in input_arrays]
 
 
-def _follow_batch(g: _Graph, f: Function, index_inputs: list[Variable], ys: list[str]) -> None:
+def _follow_batch(g: _Graph, f: Function, attribute_inputs: list[Variable], ys: list[str]) -> None:
     """Name the outputs of ``f`` and mark those whose first axis follows an input's batch: judged from
     the traced shapes (the first axis keeps the size of a batched, or folded, input's first axis)."""
-    sources = [x for x in (*f.inputs, *index_inputs) if g.carries_batch(x)]
+    sources = [x for x in (*f.inputs, *attribute_inputs) if g.carries_batch(x)]
     keeps_first_axis = not (isinstance(f, shape.Transpose) and _permutation(f)[0] != 0)
     for ref, name in zip(f.outputs, ys):
         y = ref()
@@ -577,8 +618,8 @@ def _build_graph(model: Layer, inputs: list[Variable], outputs: list[Variable], 
             written_outputs[id(y)] = name
 
     for f in functions:
-        index_inputs = _index_inputs(f, input_arrays)
-        if not index_inputs and not any(id(x) in dynamic for x in f.inputs):
+        attribute_inputs = _attribute_inputs(f, input_arrays)
+        if not attribute_inputs and not any(id(x) in dynamic for x in f.inputs):
             continue  # depends on constants only: its outputs are folded where they are used
         emit = _EMITTERS.get(type(f))
         if emit is None:
@@ -592,7 +633,7 @@ def _build_graph(model: Layer, inputs: list[Variable], outputs: list[Variable], 
             ys.append(name if name is not None else g.fresh(f'{g.scope}:{len(ys)}'))
         emit(g, f, xs, ys)
         dynamic.update(id(ref()) for ref in f.outputs if ref() is not None)
-        _follow_batch(g, f, index_inputs, ys)
+        _follow_batch(g, f, attribute_inputs, ys)
         g.scope = ''
 
     # Outputs that no node wrote under their name (an input, a parameter, a constant, a repeat).

@@ -531,6 +531,25 @@ def _build_where(node: _Node) -> Step:
     return run
 
 
+def _build_softmax_cross_entropy_loss(node: _Node) -> Step:
+    reduction = node.get('reduction', 'mean')
+    node.require(reduction in ('mean', 'sum', 'none'), f'reduction={reduction!r}')
+    node.require('ignore_index' not in node.attrs, 'ignore_index is not supported')
+    node.require(len(node.outputs) < 2 or not node.outputs[1], 'the log_prob output is not supported')
+
+    def run(scores: Any, labels: Any, weights: Any = None) -> Any:
+        if weights is not None:
+            raise node.error('class weights are not supported')
+        if scores.ndim != 2:
+            raise node.error(f'only (N, C) scores are supported, got shape {scores.shape}')
+        labels = np.asarray(labels.data if isinstance(labels, Variable) else labels)
+        if reduction == 'mean':
+            return _lift(F.softmax_cross_entropy)(scores, labels)
+        picked = -_get_item(_lift(F.log_softmax)(scores), (np.arange(len(labels)), labels))
+        return picked if reduction == 'none' else _lift(F.sum)(picked)
+    return run
+
+
 _BUILDERS: dict[str, Callable[[_Node], Step]] = {
     # arithmetic and elementwise math
     'Add': _elementwise(F.add),
@@ -556,6 +575,7 @@ _BUILDERS: dict[str, Callable[[_Node], Step]] = {
     'Softmax': _softmax_builder(F.softmax),
     'LogSoftmax': _softmax_builder(F.log_softmax),
     'Dropout': _build_dropout,
+    'SoftmaxCrossEntropyLoss': _build_softmax_cross_entropy_loss,
     # linear algebra, convolution, pooling, normalisation
     'Gemm': _build_gemm,
     'MatMul': _elementwise(F.matmul),
