@@ -1,10 +1,24 @@
-"""Writing files whole or not at all: the one place that does "temporary file, then rename"."""
+"""Writing files whole or not at all: the one place that does "temporary file, then rename".
+
+A temporary file is named ``.{target}.{host}.{pid}.{random}{suffix}`` beside its target: ``host`` is a
+short hash of the machine's name and ``pid`` the writer's process id. A writer killed outright
+(SIGKILL, power loss) cannot remove its temporary, so every atomic write first removes the
+temporaries of earlier writers of the same target that ran on this machine and are no longer alive.
+Temporaries of other machines (a shared filesystem) are left alone, since their writers cannot be
+probed from here. A dead writer's pid reused by a new, live process keeps that one temporary until
+the new process ends: harmless, it is only disk space.
+"""
 from __future__ import annotations
 
 import contextlib
 import os
+import re
+import socket
 import tempfile
+import zlib
 from collections.abc import Iterator
+
+_HOST_TAG = f'{zlib.crc32(socket.gethostname().encode()):08x}'
 
 
 def new_file_mode(path: str) -> int:
@@ -17,16 +31,59 @@ def new_file_mode(path: str) -> int:
         return 0o666 & ~umask
 
 
+def _process_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this machine exists (a zombie counts as alive until reaped)."""
+    if pid == os.getpid() or os.name == 'nt':  # on Windows os.kill would terminate the process
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, owned by another user
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: str, suffix: str = '.tmp') -> list[str]:
+    """Remove the temporaries that dead writers on this machine left beside ``path``.
+
+    Only names of the form ``atomic_file`` gives (``.{base}.{host}.{pid}.{random}{suffix}``) with this
+    machine's host tag and the pid of a process that no longer exists are removed. Returns the
+    paths removed. Best effort: a file another cleaner removed first, or one this user may not
+    delete, is skipped.
+    """
+    directory, base = os.path.split(os.path.abspath(path))
+    pattern = re.compile(re.escape(f'.{base}.{_HOST_TAG}.') + r'(\d+)\.[a-z0-9_]+' + re.escape(suffix))
+    removed = []
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = pattern.fullmatch(entry.name)
+        if match is None or _process_alive(int(match.group(1))):
+            continue
+        try:
+            os.remove(entry.path)
+        except OSError:
+            continue
+        removed.append(entry.path)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_file(path: str, suffix: str = '.tmp') -> Iterator[str]:
     """Yield a temporary path beside ``path`` to write to; it replaces ``path`` when the block succeeds.
 
     The rename is atomic, so readers see the old file or the complete new one, never a partial write.
     The new file gets ordinary permissions (the old file's, else the umask's, not ``mkstemp``'s 0600).
-    When the block raises, the temporary file is removed and ``path`` is left as it was.
+    When the block raises, the temporary file is removed and ``path`` is left as it was; temporaries
+    left by writers of ``path`` that were killed are removed first (``remove_stale_temporaries``).
     """
     directory, base = os.path.split(os.path.abspath(path))
-    fd, tmp_path = tempfile.mkstemp(prefix=f'.{base}.', suffix=suffix, dir=directory)
+    remove_stale_temporaries(path, suffix)
+    fd, tmp_path = tempfile.mkstemp(prefix=f'.{base}.{_HOST_TAG}.{os.getpid()}.', suffix=suffix,
+                                    dir=directory)
     os.close(fd)
     try:
         yield tmp_path
