@@ -1,4 +1,5 @@
-"""Writing files whole or not at all: the one place that does "temporary file, then rename".
+"""Writing files whole or not at all (the one place that does "temporary file, then rename"), and
+reading ``.npz`` archives back with errors that name the file.
 
 A temporary file is named ``.{target}.{host}.{pid}.{random}{suffix}`` beside its target: ``host`` is a
 short hash of the machine's name and ``pid`` the writer's process id. A writer killed outright
@@ -15,8 +16,11 @@ import os
 import re
 import socket
 import tempfile
+import zipfile
 import zlib
 from collections.abc import Iterator
+
+import numpy as np
 
 _HOST_TAG = f'{zlib.crc32(socket.gethostname().encode()):08x}'
 
@@ -92,3 +96,24 @@ def atomic_file(path: str, suffix: str = '.tmp') -> Iterator[str]:
     finally:
         if os.path.exists(tmp_path):
             os.remove(tmp_path)
+
+
+def read_npz(path: str, where: str, what: str = 'archive') -> dict[str, np.ndarray]:
+    """Read every array of the ``.npz`` file ``path``; any damage is reported naming the file.
+
+    ``where`` names the caller in the message (``'MLP.load_weights'``), ``what`` the kind of archive
+    (``'weights archive'``). A foreign file is rejected before ``np.load`` could fall back to pickle.
+    Raises ``ValueError`` for anything but a complete, pickle-free ``.npz`` archive.
+    """
+    with open(path, 'rb') as file:
+        magic = file.read(6)
+    if magic.startswith(b'\x93NUMPY'):
+        raise ValueError(f"{where}: '{path}' holds a single .npy array, not an .npz {what}")
+    if not magic.startswith((b'PK\x03\x04', b'PK\x05\x06')):
+        raise ValueError(f"{where}: '{path}' is not an .npz {what} (no zip signature; "
+                         f'starts with {magic!r})')
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {key: archive[key] for key in archive.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as error:
+        raise ValueError(f"{where}: '{path}' is a truncated or damaged .npz {what}: {error}") from error

@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import math
 import os
-import zipfile
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
 import dezero.functions as F
-from dezero._files import atomic_file
+from dezero._files import atomic_file, read_npz
 from dezero.core import Parameter, Variable
 from dezero.cuda import array_types, as_cupy, as_numpy, get_array_module
 
@@ -229,7 +228,7 @@ class Layer:
             path += '.npz'
         if not os.path.exists(path):
             raise FileNotFoundError(f"{where}: no such file '{path}'")
-        file_arrays = _read_npz(path, where)
+        file_arrays = read_npz(path, where, 'weights archive')
 
         targets = self._persistent_arrays()
         current = {}
@@ -264,24 +263,6 @@ class Layer:
                 owner.__dict__[name].data = array
             else:
                 setattr(owner, name, array)
-
-
-def _read_npz(path: str, where: str) -> dict[str, np.ndarray]:
-    """Read every array of the ``.npz`` archive ``path``; any damage is reported naming the file."""
-    with open(path, 'rb') as file:
-        magic = file.read(6)
-    if magic.startswith(b'\x93NUMPY'):
-        raise ValueError(f"{where}: '{path}' holds a single .npy array, not an .npz weights archive")
-    if not magic.startswith((b'PK\x03\x04', b'PK\x05\x06')):
-        # Checked here so that a foreign file never reaches np.load's pickle fallback.
-        raise ValueError(f"{where}: '{path}' is not an .npz weights archive (no zip signature; "
-                         f'starts with {magic!r})')
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            return {key: archive[key] for key in archive.files}
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as error:
-        raise ValueError(f"{where}: '{path}' is a truncated or damaged .npz weights archive: "
-                         f'{error}') from error
 
 
 # =============================================================================
