@@ -12,9 +12,9 @@ the new process ends: harmless, it is only disk space.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
-import socket
 import tempfile
 import zipfile
 import zlib
@@ -22,7 +22,12 @@ from collections.abc import Iterator
 
 import numpy as np
 
-_HOST_TAG = f'{zlib.crc32(socket.gethostname().encode()):08x}'
+
+@functools.cache
+def host_tag() -> str:
+    """8 hex digits naming this machine in temporary file names (a CRC of its host name)."""
+    import socket  # here, not at import time: only writers need it
+    return f'{zlib.crc32(socket.gethostname().encode()):08x}'
 
 
 def new_file_mode(path: str) -> int:
@@ -57,21 +62,22 @@ def remove_stale_temporaries(path: str, suffix: str = '.tmp') -> list[str]:
     delete, is skipped.
     """
     directory, base = os.path.split(os.path.abspath(path))
-    pattern = re.compile(re.escape(f'.{base}.{_HOST_TAG}.') + r'(\d+)\.[a-z0-9_]+' + re.escape(suffix))
+    prefix = f'.{base}.{host_tag()}.'
+    pattern = re.compile(r'(\d+)\.[a-z0-9_]+' + re.escape(suffix))
     removed = []
     try:
-        entries = list(os.scandir(directory))
+        names = os.listdir(directory)
     except OSError:
         return removed
-    for entry in entries:
-        match = pattern.fullmatch(entry.name)
+    for name in names:
+        match = pattern.fullmatch(name, len(prefix)) if name.startswith(prefix) else None
         if match is None or _process_alive(int(match.group(1))):
             continue
         try:
-            os.remove(entry.path)
+            os.remove(os.path.join(directory, name))
         except OSError:
             continue
-        removed.append(entry.path)
+        removed.append(os.path.join(directory, name))
     return removed
 
 
@@ -86,7 +92,7 @@ def atomic_file(path: str, suffix: str = '.tmp') -> Iterator[str]:
     """
     directory, base = os.path.split(os.path.abspath(path))
     remove_stale_temporaries(path, suffix)
-    fd, tmp_path = tempfile.mkstemp(prefix=f'.{base}.{_HOST_TAG}.{os.getpid()}.', suffix=suffix,
+    fd, tmp_path = tempfile.mkstemp(prefix=f'.{base}.{host_tag()}.{os.getpid()}.', suffix=suffix,
                                     dir=directory)
     os.close(fd)
     try:

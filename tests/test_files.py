@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from dezero import Parameter
-from dezero._files import _HOST_TAG, atomic_file, remove_stale_temporaries
+from dezero._files import atomic_file, host_tag, remove_stale_temporaries
 from dezero.layers import Layer
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -94,7 +94,7 @@ def test_writers_killed_mid_save_leave_the_last_good_file_and_no_pile_of_tempora
         # Each writer's first save removed the previous writer's temporary: only its own is left.
         leftovers = temporaries(tmp_path)
         assert len(leftovers) == 1, leftovers
-        assert leftovers[0].startswith(f'.model.npz.{_HOST_TAG}.{proc.pid}.')
+        assert leftovers[0].startswith(f'.model.npz.{host_tag()}.{proc.pid}.')
         assert os.path.getsize(tmp_path / leftovers[0]) > 0
 
     layer_holding(7.0).save_weights(path)
@@ -131,12 +131,12 @@ def dead_pid():
 @posix_only
 def test_only_this_hosts_dead_writers_of_the_same_target_are_removed(tmp_path):
     pid = dead_pid()
-    stale = f'.out.bin.{_HOST_TAG}.{pid}.abc_123.tmp'
+    stale = f'.out.bin.{host_tag()}.{pid}.abc_123.tmp'
     kept = [
-        f'.out.bin.{"0" * 8 if _HOST_TAG != "0" * 8 else "1" * 8}.{pid}.abc_123.tmp',  # another host
-        f'.out.bin.{_HOST_TAG}.{os.getpid()}.abc_123.tmp',  # a live writer (this process)
-        f'.out.bin.{_HOST_TAG}.{pid}.abc_123.part',  # another suffix
-        f'.other.bin.{_HOST_TAG}.{pid}.abc_123.tmp',  # another target
+        f'.out.bin.{"0" * 8 if host_tag() != "0" * 8 else "1" * 8}.{pid}.abc_123.tmp',  # another host
+        f'.out.bin.{host_tag()}.{os.getpid()}.abc_123.tmp',  # a live writer (this process)
+        f'.out.bin.{host_tag()}.{pid}.abc_123.part',  # another suffix
+        f'.other.bin.{host_tag()}.{pid}.abc_123.tmp',  # another target
         '.out.bin.notes',  # not a temporary at all
     ]
     for name in [stale] + kept:
@@ -151,7 +151,7 @@ def test_only_this_hosts_dead_writers_of_the_same_target_are_removed(tmp_path):
 def test_temporary_names_carry_host_and_pid_and_vanish_after_success_or_failure(tmp_path):
     target = tmp_path / 'data.txt'
     with atomic_file(str(target)) as tmp:
-        assert os.path.basename(tmp).startswith(f'.data.txt.{_HOST_TAG}.{os.getpid()}.')
+        assert os.path.basename(tmp).startswith(f'.data.txt.{host_tag()}.{os.getpid()}.')
         assert tmp.endswith('.tmp')
         with open(tmp, 'w') as f:
             f.write('done')
