@@ -10,6 +10,7 @@ Example::
     x.grad  # variable(6.0)
 """
 from dezero import (  # noqa: F401,E402
+    core_simple,
     cuda,
     dataloaders,
     datasets,
@@ -40,3 +41,7 @@ from dezero.layers import Layer  # noqa: F401,E402
 from dezero.models import Model  # noqa: F401,E402
 
 __version__ = '0.1.0'
+
+# The book switches its early steps to a simpler twin engine when this is True; here there is one
+# engine and ``dezero.core_simple`` is an alias of ``dezero.core``, so it stays False.
+is_simple_core = False

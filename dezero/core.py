@@ -305,6 +305,40 @@ class Variable:
         from dezero.ops.shape import get_item
         return get_item(self, slices)
 
+    def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        """NumPy's hook for ``ndarray <op> Variable`` (and NumPy scalars on the left).
+
+        Arithmetic goes to Variable's operators, so ``np.array(2.0) * x`` is a recorded Variable. An
+        in-place update of an array (``out=`` given), ``x.data -= lr * x.grad`` as the book's steps
+        28-29 write it with a Variable gradient, updates the array with the Variable's data and
+        records nothing. ``==`` and ``!=`` compare identity, as for any Python object (so ``x in
+        [array]`` is False), and other ufuncs (``np.exp(x)``) are refused with NumPy's ``TypeError``.
+        """
+        if method != '__call__':
+            return NotImplemented
+        if 'out' in kwargs:
+            return ufunc(*[x.data if isinstance(x, Variable) else x for x in inputs], **kwargs)
+        if ufunc is np.equal or ufunc is np.not_equal:
+            return (inputs[0] is inputs[1]) == (ufunc is np.equal)
+        names = _UFUNC_OPERATORS.get(ufunc)
+        if names is None or kwargs:
+            return NotImplemented
+        if len(inputs) == 1:
+            return getattr(inputs[0], names[0])()
+        x0, x1 = inputs
+        if isinstance(x0, Variable):
+            return getattr(x0, names[0])(x1)
+        return getattr(x1, names[1])(x0)
+
+
+# NumPy ufunc -> (Variable's operator, its reflected form), for Variable.__array_ufunc__.
+_UFUNC_OPERATORS = {
+    np.add: ('__add__', '__radd__'), np.subtract: ('__sub__', '__rsub__'),
+    np.multiply: ('__mul__', '__rmul__'), np.true_divide: ('__truediv__', '__rtruediv__'),
+    np.power: ('__pow__', '__rpow__'), np.matmul: ('__matmul__', '__rmatmul__'),
+    np.negative: ('__neg__', None),
+}
+
 
 class Parameter(Variable):
     """A Variable that a Layer owns and an optimizer updates; layers find them by this type."""

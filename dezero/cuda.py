@@ -41,13 +41,14 @@ def get_array_module(x: Any) -> ModuleType:
 
 
 def as_numpy(x: Any) -> np.ndarray:
-    """Return ``x`` (array, scalar or Variable) as a NumPy array, copying from the GPU if needed."""
+    """Return ``x`` (array, scalar, nested list or Variable) as a NumPy array, copying from the GPU
+    if needed; a NumPy array is returned itself."""
     x = _raw(x)
-    if np.isscalar(x):
-        return np.array(x)
     if isinstance(x, np.ndarray):
         return x
-    return cupy.asnumpy(x)
+    if cupy is not None and isinstance(x, cupy.ndarray):
+        return cupy.asnumpy(x)
+    return np.asarray(x)
 
 
 def as_cupy(x: Any) -> Any:
@@ -71,3 +72,12 @@ def scatter_add(target: Any, indices: Any, values: Any) -> None:
         np.add.at(target, indices, values)
     else:
         cupyx.scatter_add(target, indices, values)
+
+
+def __getattr__(name: str) -> Any:
+    # The book's cuda module exposes Variable. dezero.core imports this module, so it is looked up
+    # on first use rather than imported here.
+    if name == 'Variable':
+        from dezero.core import Variable
+        return Variable
+    raise AttributeError(f"module 'dezero.cuda' has no attribute {name!r}")

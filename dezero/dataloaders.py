@@ -14,6 +14,7 @@ Example::
 """
 from __future__ import annotations
 
+import importlib.util
 import math
 from typing import Any
 
@@ -21,6 +22,9 @@ import numpy as np
 
 from dezero import cuda
 from dezero.datasets import gather_batch
+
+# The book's flag: True when Pillow is installed (image transforms need it); found without importing it.
+pil_available = importlib.util.find_spec('PIL') is not None
 
 
 class DataLoader:

@@ -22,8 +22,9 @@ from typing import Any
 import numpy as np
 
 from dezero._checks import check_callable
-from dezero.cuda import array_types, get_array_module
-from dezero.download import DownloadError, get_cache_dir, get_file
+from dezero._files import atomic_file, read_npz
+from dezero.cuda import array_types, as_numpy, get_array_module
+from dezero.download import DownloadError, cache_dir, get_cache_dir, get_file  # noqa: F401  (cache_dir: book name)
 from dezero.transforms import Compose, Flatten, Normalize, ToFloat, Transform
 
 
@@ -588,3 +589,50 @@ class Shakespear(Dataset):
         self.id_to_char = {i: chr(int(chars[j])) for i, j in enumerate(order)}
         self.char_to_id = {c: i for i, c in self.id_to_char.items()}
         self.data, self.label = ids[:-1], ids[1:]
+
+
+# =============================================================================
+# The book's array cache: (data, label) pairs saved as compressed .npz files
+# =============================================================================
+def _cache_npz_path(filename: str, train: bool) -> str:
+    # Only the last path component counts (``filename`` is often the URL the data came from).
+    name = filename.replace('\\', '/').rsplit('/', 1)[-1]
+    if name in ('', '.', '..'):
+        raise ValueError(f'load_cache_npz/save_cache_npz: cannot name a cache file after {filename!r}')
+    return os.path.join(get_cache_dir(), name + ('.train.npz' if train else '.test.npz'))
+
+
+def load_cache_npz(filename: str, train: bool = False) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The ``(data, label)`` arrays that ``save_cache_npz`` stored for ``filename``, or ``(None, None)``.
+
+    The file is ``<cache dir>/<name>.train.npz`` (``.test.npz`` when not ``train``), ``name`` being the
+    part of ``filename`` after its last ``/`` (a URL works). A damaged or foreign file raises
+    ``ValueError`` naming it.
+    """
+    path = _cache_npz_path(filename, train)
+    if not os.path.exists(path):
+        return None, None
+    arrays = read_npz(path, 'load_cache_npz', 'cache archive')
+    if 'data' not in arrays or 'label' not in arrays:
+        raise ValueError(f"load_cache_npz: '{path}' holds {sorted(arrays)}, expected 'data' and 'label'")
+    return arrays['data'], arrays['label']
+
+
+def save_cache_npz(data: Any, label: Any, filename: str, train: bool = False) -> str | None:
+    """Store ``data`` and ``label`` (arrays, CPU or GPU) for ``filename`` as a compressed ``.npz`` in
+    the cache directory, where ``load_cache_npz`` finds them.
+
+    Returns the path written; an existing cache file is kept as it is and None returned (as the book).
+    The write is atomic: an interrupted save leaves no file, never a truncated one.
+    """
+    path = _cache_npz_path(filename, train)
+    if os.path.exists(path):
+        return None
+    arrays = {'data': as_numpy(data), 'label': as_numpy(label)}
+    for key, array in arrays.items():
+        if array.dtype.kind not in 'biufc':
+            raise TypeError(f'save_cache_npz: {key} must be a numeric array, got dtype {array.dtype}')
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with atomic_file(path) as tmp_path, open(tmp_path, 'wb') as file:
+        np.savez_compressed(file, **arrays)
+    return path

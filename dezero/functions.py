@@ -1,8 +1,26 @@
 """All differentiable functions, flat (the book's ``import dezero.functions as F``).
 
-Ops live in ``dezero.ops`` grouped by kind; each module lists its public names in ``__all__``.
+Ops live in ``dezero.ops`` grouped by kind; each module lists its public names in ``__all__``. The
+core names the book's ``functions`` module also exposes (``F.Variable``, ``F.Function``, ``F.SumTo``...)
+are re-exported here.
 """
-from dezero.core import add, div, mul, neg, pow, rdiv, rpow, rsub, sub  # noqa: F401
+from dezero.core import (  # noqa: F401
+    BroadcastTo,
+    Function,
+    SumTo,
+    Variable,
+    add,
+    as_array,
+    as_variable,
+    div,
+    mul,
+    neg,
+    pow,
+    rdiv,
+    rpow,
+    rsub,
+    sub,
+)
 from dezero.ops.activation import *  # noqa: F401,F403
 from dezero.ops.conv import *  # noqa: F401,F403
 from dezero.ops.linalg import *  # noqa: F401,F403

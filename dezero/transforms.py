@@ -20,6 +20,7 @@ import numpy as np
 
 from dezero._checks import check_callable, describe, dtype_of, in_range, int_pair
 from dezero.cuda import get_array_module
+from dezero.utils import pair  # noqa: F401  (the book's transforms module exports it)
 
 BILINEAR = 2  # PIL.Image.BILINEAR (Image.Resampling.BILINEAR), named here so Pillow stays optional
 

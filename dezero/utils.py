@@ -149,6 +149,22 @@ def pair(x: int | tuple[int, int]) -> tuple[int, int]:
     raise ValueError(f'pair: expected an int or a tuple of two ints, got {x!r}')
 
 
+def show_progress(block_num: int, block_size: int, total_size: int) -> None:
+    """The book's ``urllib.request.urlretrieve`` report hook: a 30-character bar and a percentage,
+    rewritten in place on stdout (``\\r[#####.....] 16.67%``).
+
+    ``block_num`` blocks of ``block_size`` bytes have arrived out of ``total_size``; a ``total_size``
+    of 0 or less (unknown, as urlretrieve reports it) shows the bytes received instead.
+    """
+    downloaded = block_num * block_size
+    if total_size <= 0:
+        print(f'\r{downloaded} bytes', end='')
+        return
+    fraction = min(downloaded / total_size, 1.0)
+    filled = int(fraction * 30)
+    print(f'\r[{"#" * filled}{"." * (30 - filled)}] {fraction * 100:.2f}%', end='')
+
+
 def get_conv_outsize(input_size: int, kernel_size: int, stride: int, pad: int) -> int:
     """Output length of a convolution: ``(input_size + 2*pad - kernel_size) // stride + 1``."""
     try:
@@ -166,17 +182,21 @@ def get_deconv_outsize(size: int, k: int, s: int, p: int) -> int:
 # Gradient checking
 # =============================================================================
 def array_equal(a: Any, b: Any) -> bool:
-    """True when ``a`` and ``b`` (arrays or Variables, CPU or GPU) have equal shape and elements."""
-    a = as_numpy(a.data if isinstance(a, Variable) else a)
-    b = as_numpy(b.data if isinstance(b, Variable) else b)
-    return bool(np.array_equal(a, b))
+    """``np.array_equal`` of ``a`` and ``b`` (arrays, scalars or Variables, CPU or GPU): True when they
+    have the same shape and elements."""
+    return bool(np.array_equal(as_numpy(a), as_numpy(b)))
 
 
 def array_allclose(a: Any, b: Any, rtol: float = 1e-4, atol: float = 1e-5) -> bool:
-    """True when ``a`` and ``b`` (arrays or Variables, CPU or GPU) agree within ``atol + rtol*|b|``."""
-    a = as_numpy(a.data if isinstance(a, Variable) else a)
-    b = as_numpy(b.data if isinstance(b, Variable) else b)
-    return a.shape == b.shape and bool(np.allclose(a, b, rtol=rtol, atol=atol))
+    """``np.allclose`` of ``a`` and ``b`` (arrays, scalars or Variables, CPU or GPU): True when every
+    element agrees within ``atol + rtol*|b|`` after NumPy broadcasting, so a ``(1,)`` result equals a
+    scalar, as the book's tests expect. Shapes that do not broadcast raise ``ValueError``, as there."""
+    a, b = as_numpy(a), as_numpy(b)
+    try:
+        return bool(np.allclose(a, b, rtol=rtol, atol=atol))
+    except ValueError:
+        raise ValueError(f'array_allclose: shapes {a.shape} and {b.shape} cannot be broadcast '
+                         'together') from None
 
 
 def _call_for_check(name: str, f: Callable, x: Any, args: tuple, kwargs: dict) -> Variable:

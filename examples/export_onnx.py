@@ -14,14 +14,14 @@ Run: ``python examples/export_onnx.py [--weights out/fashion_mnist_mlp.npz]``. W
 """
 from __future__ import annotations
 
-import argparse
 import os
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-from train_fashion_mnist import load_data, progress
+from _common import add_subset_options, example_parser, int_at_least
+from train_fashion_mnist import load_data, train_epoch
 
 import dezero
 import dezero.functions as F
@@ -35,11 +35,7 @@ def train_briefly(model: MLP, train_set: dezero.Dataset, epochs: int, batch_size
     optimizer = optimizers.Adam(alpha=1e-3).setup(model)
     loader = DataLoader(train_set, batch_size)
     for epoch in range(1, epochs + 1):
-        for x, t in progress(loader, f'training epoch {epoch}/{epochs}'):
-            loss = F.softmax_cross_entropy(model(x), t)
-            model.cleargrads()
-            loss.backward()
-            optimizer.update()
+        train_epoch(model, optimizer, loader, f'training epoch {epoch}/{epochs}')
 
 
 def scores(predict: Callable[[np.ndarray], np.ndarray], images: np.ndarray, batch_size: int) -> np.ndarray:
@@ -58,23 +54,21 @@ def onnxruntime_session(path: str) -> Any:
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = example_parser(__doc__)
     parser.add_argument('--weights', default=None,
                         help='weights of the MLP (None: out/<dataset>_mlp.npz, where make demo saves them)')
-    parser.add_argument('--epochs', type=int, default=1,
+    parser.add_argument('--epochs', type=int_at_least(1), default=1,
                         help='epochs of training when the weights are absent')
-    parser.add_argument('--train-size', type=int, default=0,
-                        help='train on the first N training samples when the weights are absent (0: all)')
-    parser.add_argument('--test-size', type=int, default=0, help='evaluate the first N test samples (0: all)')
-    parser.add_argument('--batch-size', type=int, default=1000, help='images per batch, in every runtime')
+    add_subset_options(parser)
+    parser.add_argument('--batch-size', type=int_at_least(1), default=1000,
+                        help='images per batch, in every runtime')
     parser.add_argument('--opset', type=int, default=dezero.onnx.DEFAULT_OPSET, help='ONNX opset to write')
     parser.add_argument('--seed', type=int, default=0, help='seed of the weights and shuffling of training')
     parser.add_argument('--out-dir', default='out', help='directory of the ONNX file')
     args = parser.parse_args(argv)
 
     np.random.seed(args.seed)
-    name, train_set, test_set, sizes = load_data()
+    name, train_set, test_set, sizes = load_data(args.train_size, args.test_size)
     weights = args.weights or os.path.join('out', f'{name}_mlp.npz')
     model = MLP(sizes, activation=F.relu)
     start = time.perf_counter()
@@ -83,16 +77,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         print(f'weights: {weights}')
         trained = False
     else:
-        if args.train_size:
-            train_set.data = train_set.data[:args.train_size]
-            train_set.label = train_set.label[:args.train_size]
         print(f'{weights} not found (make demo writes it): training MLP {sizes} for {args.epochs} epoch(s) '
               f'on {len(train_set)} {name} samples')
         train_briefly(model, train_set, args.epochs, 100)
         trained = True
 
-    if args.test_size:
-        test_set.data, test_set.label = test_set.data[:args.test_size], test_set.label[:args.test_size]
     images = np.stack([test_set[i][0] for i in range(len(test_set))]).astype(np.float32)
     labels = np.asarray(test_set.label)
 

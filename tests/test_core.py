@@ -559,6 +559,35 @@ def test_operators_with_arrays_and_scalars_on_either_side():
         np.testing.assert_allclose(y.data, expected, rtol=1e-15)
 
 
+def test_in_place_array_update_with_a_variable_updates_the_array():
+    # The book's steps 28-29 write ``x.data -= lr * x.grad`` with a Variable gradient.
+    x = Variable(np.array([1.0, 2.0], np.float32))
+    data = x.data
+    (x * x).sum().backward()
+    x.data -= 0.25 * x.grad
+    assert x.data is data and type(x.data) is np.ndarray and x.data.dtype == np.float32
+    np.testing.assert_array_equal(x.data, [0.5, 1.0])
+    data *= Variable(np.array([2.0, 3.0]))
+    np.testing.assert_array_equal(x.data, [1.0, 3.0])
+    assert x.creator is None
+
+
+def test_ndarray_on_the_left_records_the_op_and_comparisons_stay_identity():
+    a = np.array([1.0, 2.0])
+    x = Variable(np.array([3.0, 4.0]))
+    y = np.array([2.0, 5.0]) - x
+    assert type(y) is Variable and y.creator is not None
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad.data, [-1.0, -1.0])
+    assert type(np.negative(x)) is Variable
+    assert (a == x) is False and (x == a) is False and (a != x) is True
+    assert x not in [a] and [a, x].index(x) == 1
+    with pytest.raises(TypeError):
+        np.exp(x)
+    with pytest.raises(TypeError):
+        a < x  # noqa: B015
+
+
 def test_operator_gradients_with_constants():
     x = scalar(3.0)
     cases = [(lambda v: 2.0 - v, -1.0), (lambda v: 1 / v, -1 / 9), (lambda v: 2 ** v, 8 * math.log(2)),

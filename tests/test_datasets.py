@@ -541,3 +541,35 @@ def test_shakespear_bad_files(cache):
     os.remove(cache / 'shakespear.txt')
     with pytest.raises(FileNotFoundError, match='Shakespear: the file shakespear.txt is not in'):
         D.Shakespear()
+
+
+# =============================================================================
+# The book's array cache
+# =============================================================================
+def test_cache_npz_round_trip_by_url_and_split(cache):
+    url = 'https://example.org/data/cifar-10-python.tar.gz'
+    assert D.load_cache_npz(url) == (None, None)
+    data, label = np.arange(24, dtype=np.uint8).reshape(2, 3, 4), np.array([1, 0], np.int32)
+    path = D.save_cache_npz(data, label, url, train=True)
+    assert path == str(cache / 'cifar-10-python.tar.gz.train.npz')
+    assert sorted(os.listdir(cache)) == ['cifar-10-python.tar.gz.train.npz']  # no temporary left
+    assert D.load_cache_npz(url, train=False) == (None, None)
+    x, t = D.load_cache_npz(url, train=True)
+    np.testing.assert_array_equal(x, data)
+    np.testing.assert_array_equal(t, label)
+    assert x.dtype == np.uint8 and t.dtype == np.int32
+    # An existing cache is kept as it is, as in the book.
+    assert D.save_cache_npz(data + 1, label, url, train=True) is None
+    np.testing.assert_array_equal(D.load_cache_npz(url, train=True)[0], data)
+
+
+def test_cache_npz_errors_name_the_file(cache):
+    (cache / 'broken.test.npz').write_bytes(b'PK\x03\x04 not really a zip')
+    with pytest.raises(ValueError, match=r"load_cache_npz: '.*broken.test.npz' is a truncated or damaged"):
+        D.load_cache_npz('broken')
+    np.savez(cache / 'other.test.npz', x=np.ones(2))
+    with pytest.raises(ValueError, match=r"load_cache_npz: '.*other.test.npz' holds \['x'\], expected"):
+        D.load_cache_npz('other')
+    with pytest.raises(TypeError, match='save_cache_npz: label must be a numeric array, got dtype object'):
+        D.save_cache_npz(np.ones(2), None, 'nolabel')
+    assert not (cache / 'nolabel.test.npz').exists()

@@ -245,7 +245,7 @@ def test_write_goes_to_stdout_with_tqdm(common: ModuleType, capsys: pytest.Captu
 # another branch; add it here once it uses example_parser.
 SCRIPTS_WITH_PARSER = ['train_fashion_mnist', 'cnn_fashion_mnist', 'gan_fashion_mnist', 'vae_fashion_mnist',
                        'rnn_sin_curve', 'taylor_sin', 'tanh_higher_order', 'vgg16_classify', 'rosenbrock',
-                       'maml_sine']
+                       'maml_sine', 'export_onnx']
 
 
 @pytest.mark.parametrize('name', SCRIPTS_WITH_PARSER)

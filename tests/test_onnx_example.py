@@ -34,7 +34,7 @@ def test_trains_briefly_when_the_weights_are_absent(tmp_path: Path, capsys: pyte
 
 def test_uses_the_weights_make_demo_saved(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     example = load_example('export_onnx')
-    name, _, test_set, sizes = example.load_data()
+    name, _, test_set, sizes = example.load_data(0, 200)
     np.random.seed(1)
     model = MLP(sizes, activation=F.relu)
     images = np.stack([test_set[i][0] for i in range(200)]).astype(np.float32)

@@ -1,5 +1,6 @@
-"""dezero.ops.pooling: max and average pooling and pooling_simple against PyTorch (forward, gradient,
-gradient of the gradient, finite differences), plus properties and errors."""
+"""dezero.ops.pooling: max, min and average pooling and pooling_simple against PyTorch (forward,
+gradient, gradient of the gradient, finite differences), plus properties and errors. Min pooling's
+reference is ``-max_pool2d(-x)``."""
 import numpy as np
 import pytest
 import torch
@@ -27,6 +28,45 @@ POOL_CASES = [
 def test_max_pooling_against_torch(x_shape, kernel, stride, pad):
     check_op(lambda x: F.pooling(x, kernel, stride, pad),
              lambda x: TF.max_pool2d(x, kernel, stride, pad), [rng.standard_normal(x_shape)])
+
+
+def torch_min_pool2d(x, kernel, stride, pad):
+    return -TF.max_pool2d(-x, kernel, stride, pad)
+
+
+@pytest.mark.parametrize('x_shape,kernel,stride,pad', [c[1:] for c in POOL_CASES],
+                         ids=[c[0] for c in POOL_CASES])
+def test_min_pooling_against_torch(x_shape, kernel, stride, pad):
+    check_op(lambda x: F.min_pooling(x, kernel, stride, pad),
+             lambda x: torch_min_pool2d(x, kernel, stride, pad), [rng.standard_normal(x_shape)])
+
+
+@pytest.mark.parametrize('kernel,stride,pad', [(2, 2, 0), (3, 1, 1), ((3, 2), (2, 1), (1, 1))])
+def test_min_pooling_ties_against_torch(kernel, stride, pad):
+    # Values from {0, 1, 2}: most windows hold several minima; the gradient goes to the first one,
+    # as torch's (finite differences are meaningless at ties, so only torch is the reference).
+    x = rng.integers(0, 3, size=(2, 3, 6, 5)).astype(np.float64)
+    check_op(lambda x: F.min_pooling(x, kernel, stride, pad),
+             lambda x: torch_min_pool2d(x, kernel, stride, pad), [x], numerical=False)
+
+
+def test_min_pooling_padding_never_wins_and_gradient_goes_to_first_minimum():
+    x = 1.0 + rng.uniform(size=(2, 2, 4, 5))
+    y = F.min_pooling(Variable(x), 3, 2, 1)
+    assert (y.data > 1.0).all()
+    assert y.data[0, 0, 0, 0] == x[0, 0, :2, :2].min()
+    x = Variable(np.array([[[[1.0, 0.0], [0.0, 3.0]]]]))
+    F.min_pooling(x, 2, 2).backward()
+    np.testing.assert_array_equal(x.grad.data, [[[[0.0, 1.0], [0.0, 0.0]]]])
+
+
+@pytest.mark.parametrize('dtype', [np.int32, np.uint8])
+def test_min_pooling_of_integers_pads_with_the_largest_value(dtype):
+    x = rng.integers(0, 100, size=(1, 2, 5, 5)).astype(dtype)
+    y = F.min_pooling(x, 3, 2, 1).data
+    expected = -F.pooling(-x.astype(np.int64), 3, 2, 1).data
+    assert y.dtype == dtype
+    np.testing.assert_array_equal(y, expected)
 
 
 @pytest.mark.parametrize('x_shape,kernel,stride,pad', [c[1:] for c in POOL_CASES],
@@ -76,7 +116,9 @@ def test_max_pooling_overlapping_windows_accumulate():
     np.testing.assert_array_equal(x.grad.data, expected)
 
 
-def test_pooling_gradient_is_differentiable_both_ways():
+@pytest.mark.parametrize('ours,theirs', [(F.pooling, TF.max_pool2d), (F.min_pooling, torch_min_pool2d)],
+                         ids=['max', 'min'])
+def test_pooling_gradient_is_differentiable_both_ways(ours, theirs):
     # Third order through Pooling2DGrad → Pooling2DWithIndexes → Pooling2DGrad against torch.
     x = rng.standard_normal((1, 2, 5, 4))
     xv, xt = Variable(x.copy()), torch.tensor(x, requires_grad=True)
@@ -84,7 +126,7 @@ def test_pooling_gradient_is_differentiable_both_ways():
     gyv, gyt = Variable(gy.copy()), torch.tensor(gy, requires_grad=True)
     v = rng.standard_normal(x.shape)
 
-    y = F.pooling(xv, 2, 2, 0)
+    y = ours(xv, 2, 2, 0)
     (y * gyv).sum().backward(create_graph=True)
     gx = xv.grad
     gyv.cleargrad()
@@ -93,7 +135,7 @@ def test_pooling_gradient_is_differentiable_both_ways():
     gyv.cleargrad()
     (gather * gather).sum().backward()
 
-    yt = TF.max_pool2d(xt, 2, 2, 0)
+    yt = theirs(xt, 2, 2, 0)
     (gxt,) = torch.autograd.grad((yt * gyt).sum(), xt, create_graph=True)
     (gathert,) = torch.autograd.grad((gxt * torch.from_numpy(v)).sum(), gyt, create_graph=True)
     np.testing.assert_allclose(gather.data, gathert.detach().numpy())
@@ -107,11 +149,14 @@ def test_max_pooling_split_over_threads(monkeypatch):
         x = rng.permutation(3 * 2 * 6 * 7).reshape(3, 2, 6, 7).astype(np.float64)
         check_op(lambda x, k=kernel, s=stride: F.pooling(x, k, s),
                  lambda x, k=kernel, s=stride: TF.max_pool2d(x, k, s), [x])
+        check_op(lambda x, k=kernel, s=stride: F.min_pooling(x, k, s),
+                 lambda x, k=kernel, s=stride: torch_min_pool2d(x, k, s, 0), [x])
 
 
 @pytest.mark.parametrize('name,op', [
     ('pooling', lambda x: F.pooling(x, 2, 2, 1)),
     ('pooling_simple', lambda x: F.pooling_simple(x, 2, 2, 1)),
+    ('min_pooling', lambda x: F.min_pooling(x, (3, 2), (1, 2), (1, 0))),
     ('average_pooling', lambda x: F.average_pooling(x, 3, 1, 1)),
 ])
 def test_float32_stays_float32(name, op):
@@ -125,6 +170,10 @@ def test_float32_stays_float32(name, op):
     (lambda: F.pooling_simple(np.ones((1, 1, 3, 3)), (4, 1)), 'pooling: kernel 4x1'),
     (lambda: F.pooling_simple(np.ones((1, 1, 3, 3)), 2, 1, (0, 2)), 'pooling: pad'),
     (lambda: F.average_pooling(np.ones((1, 1, 3, 3)), 2, 0), 'average_pooling: stride'),
+    (lambda: F.min_pooling(np.ones((2, 5, 5)), 2), r'min_pooling: expected x .*\(2, 5, 5\)'),
+    (lambda: F.min_pooling(np.ones((1, 1, 3, 3)), (2, 4)), r'min_pooling: kernel 2x4 is larger'),
+    (lambda: F.min_pooling(np.ones((1, 1, 3, 3)), 2, 1, 2), r'min_pooling: pad .* has no minimum'),
+    (lambda: F.min_pooling(np.ones((1, 1, 3, 3)), 2, (1, 0)), 'min_pooling: stride'),
 ])
 def test_bad_input_raises_clear_error(call, message):
     with pytest.raises(ValueError, match=message):

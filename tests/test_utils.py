@@ -21,6 +21,7 @@ from dezero.utils import (
     pair,
     plot_dot_graph,
     reshape_sum_backward,
+    show_progress,
     sum_to,
 )
 
@@ -131,7 +132,27 @@ def test_array_allclose():
     assert not array_allclose(a, a + 1e-3)
     assert array_allclose(a, a + 1e-3, atol=1e-2)
     assert array_allclose(a, a * 1.001, rtol=1e-2)
-    assert not array_allclose(a, np.array([[1.0, 2.0]]))  # same values, different shape
+    # Exactly np.allclose: shapes broadcast, so a (1,) result equals a scalar (the book's tests rely
+    # on it), and shapes that cannot broadcast are not close.
+    assert array_allclose(a, np.array([[1.0, 2.0]]))
+    assert array_allclose(Variable(np.array([3.0])), 3.0)
+    assert array_allclose([1.0, 2.0], a)
+    with pytest.raises(ValueError, match=r'array_allclose: shapes \(2,\) and \(3,\) cannot be broadcast'):
+        array_allclose(a, np.ones(3))
+    assert array_equal(Variable(np.array(3.0)), 3.0)
+    assert not array_equal(np.array([3.0]), 3.0)  # np.array_equal compares shapes
+
+
+def test_show_progress_is_the_books_urlretrieve_hook(capsys):
+    show_progress(0, 1024, 6144)
+    show_progress(1, 1024, 6144)
+    show_progress(7, 1024, 6144)  # the last block overshoots the size: capped at 100%
+    show_progress(3, 1024, -1)  # urlretrieve passes -1 when the server sends no size
+    out = capsys.readouterr().out
+    assert out == ('\r[' + '.' * 30 + '] 0.00%'
+                   '\r[' + '#' * 5 + '.' * 25 + '] 16.67%'
+                   '\r[' + '#' * 30 + '] 100.00%'
+                   '\r3072 bytes')
 
 
 # =============================================================================

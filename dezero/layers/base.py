@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 import os
-import zipfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,7 +25,7 @@ import numpy as np
 
 import dezero.functions as F
 from dezero._checks import check_directory, describe, dtype_of, in_range, positive_int
-from dezero._files import atomic_file
+from dezero._files import atomic_file, read_npz
 from dezero.core import Parameter, Variable
 from dezero.cuda import array_types, as_cupy, as_numpy, get_array_module
 
@@ -232,7 +231,7 @@ class Layer:
             raise FileNotFoundError(f"{where}: no such file '{path}'")
         if os.path.isdir(path):
             raise IsADirectoryError(f"{where}: '{path}' is a directory; expected an .npz weights file")
-        file_arrays = _read_npz(path, where)
+        file_arrays = read_npz(path, where, 'weights archive')
 
         targets = self._persistent_arrays()
         current = {}
@@ -267,61 +266,6 @@ class Layer:
                 owner.__dict__[name].data = array
             else:
                 setattr(owner, name, array)
-
-
-def _read_npz(path: str, where: str) -> dict[str, np.ndarray]:
-    """Read every array of the ``.npz`` archive ``path``; any damage is reported naming the file."""
-    with open(path, 'rb') as file:
-        magic = file.read(6)
-    if magic.startswith(b'\x93NUMPY'):
-        raise ValueError(f"{where}: '{path}' holds a single .npy array, not an .npz weights archive")
-    if not magic.startswith((b'PK\x03\x04', b'PK\x05\x06')):
-        # Checked here so that a foreign file never reaches np.load's pickle fallback.
-        raise ValueError(f"{where}: '{path}' is not an .npz weights archive (no zip signature; "
-                         f'starts with {magic!r})')
-    try:
-        with zipfile.ZipFile(path) as archive:
-            return {_npz_key(info.filename): _read_npz_member(archive, info, os.path.getsize(path))
-                    for info in archive.infolist()}
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as error:
-        raise ValueError(f"{where}: '{path}' is a truncated or damaged .npz weights archive: "
-                         f'{error}') from error
-
-
-def _npz_key(member_name: str) -> str:
-    return member_name[:-4] if member_name.endswith('.npy') else member_name
-
-
-# Deflate compresses by at most this factor, so a deflated entry of n bytes unpacks to at most 1032 n.
-_DEFLATE_MAX_RATIO = 1032
-_NPY_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0,
-                       (2, 0): np.lib.format.read_array_header_2_0}
-
-
-def _read_npz_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, archive_size: int) -> np.ndarray:
-    """Read one ``.npy`` entry, after checking that the sizes its headers claim are ones the archive
-    can hold: a damaged header claiming terabytes is refused before anything is allocated."""
-    key = _npz_key(info.filename)
-    stored = info.compress_type == zipfile.ZIP_STORED
-    if info.compress_size > archive_size or info.file_size > info.compress_size * (
-            1 if stored else _DEFLATE_MAX_RATIO):
-        raise ValueError(f'entry {key!r} claims {info.file_size} bytes, more than the archive holds')
-    with archive.open(info) as member:
-        version = np.lib.format.read_magic(member)
-        read_header = _NPY_HEADER_READERS.get(version)
-        if read_header is None:
-            raise ValueError(f'entry {key!r} is a .npy file of unsupported format version {version}')
-        shape, fortran_order, dtype = read_header(member)
-        if dtype.hasobject:
-            raise ValueError(f'entry {key!r} holds Python objects (dtype {dtype}), which would need '
-                             'pickle; a weights archive holds numeric arrays only')
-        claimed = math.prod(shape) * dtype.itemsize
-        held = info.file_size - member.tell()
-        if claimed != held:
-            raise ValueError(f'entry {key!r} claims shape {shape} of {dtype} ({claimed} bytes) but holds '
-                             f'{held} bytes')
-        member.seek(0)
-        return np.lib.format.read_array(member, allow_pickle=False)
 
 
 # =============================================================================

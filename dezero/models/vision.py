@@ -28,7 +28,7 @@ from dezero.ops.reduction import average
 from dezero.ops.shape import reshape
 
 __all__ = ['VGG16', 'ResNet', 'ResNet50', 'ResNet101', 'ResNet152', 'SqueezeNet', 'BuildingBlock',
-           'Bottleneck', 'Fire']
+           'Bottleneck', 'BottleneckA', 'BottleneckB', 'Fire']
 
 # Where the book's pretrained weights are published; each model appends its file name.
 WEIGHTS_URL = 'https://github.com/koki0702/dezero-models/releases/download/v0.1/'
@@ -160,21 +160,31 @@ class Bottleneck(Layer):
     normalisation, ReLU between them and after the residual sum.
 
     ``x (N, in_channels, H, W)`` → ``(N, out_channels, H', W')`` with ``H' = (H - 1) // stride + 1``. The
-    stride sits on the first 1x1 convolution (the original MSRA ResNet, as the book). When the shape
-    changes (``stride != 1`` or ``in_channels != out_channels``) the shortcut is a strided 1x1
-    convolution ``conv4`` + ``bn4`` (the book's BottleneckA), otherwise the identity (BottleneckB).
-    Convolutions have no bias: batch normalisation's ``beta`` plays that role.
+    stride sits on the first 1x1 convolution (the original MSRA ResNet, as the book), or with
+    ``downsample_fb`` on the 3x3 one (Facebook's ResNet). The shortcut is a strided 1x1 convolution
+    ``conv4`` + ``bn4`` when ``projection`` is True (the book's BottleneckA), the identity when False
+    (BottleneckB); None chooses the projection exactly when the shape changes (``stride != 1`` or
+    ``in_channels != out_channels``). Convolutions have no bias: batch normalisation's ``beta`` plays
+    that role.
     """
 
-    def __init__(self, in_channels: int, mid_channels: int, out_channels: int, stride: int = 1) -> None:
+    def __init__(self, in_channels: int, mid_channels: int, out_channels: int, stride: int = 1,
+                 projection: bool | None = None, downsample_fb: bool = False) -> None:
         super().__init__()
-        self.conv1 = Conv2d(mid_channels, 1, stride, 0, nobias=True, in_channels=in_channels)
+        if projection is None:
+            projection = stride != 1 or in_channels != out_channels
+        elif not projection and (stride != 1 or in_channels != out_channels):
+            raise ValueError(f'{type(self).__name__}: an identity shortcut needs stride 1 and '
+                             f'in_channels == out_channels, got stride {stride}, {in_channels} -> '
+                             f'{out_channels} channels')
+        stride_1x1, stride_3x3 = (1, stride) if downsample_fb else (stride, 1)
+        self.conv1 = Conv2d(mid_channels, 1, stride_1x1, 0, nobias=True, in_channels=in_channels)
         self.bn1 = BatchNorm(size=mid_channels)
-        self.conv2 = Conv2d(mid_channels, 3, 1, 1, nobias=True, in_channels=mid_channels)
+        self.conv2 = Conv2d(mid_channels, 3, stride_3x3, 1, nobias=True, in_channels=mid_channels)
         self.bn2 = BatchNorm(size=mid_channels)
         self.conv3 = Conv2d(out_channels, 1, 1, 0, nobias=True, in_channels=mid_channels)
         self.bn3 = BatchNorm(size=out_channels)
-        self.has_projection = stride != 1 or in_channels != out_channels
+        self.has_projection = projection
         if self.has_projection:
             self.conv4 = Conv2d(out_channels, 1, stride, 0, nobias=True, in_channels=in_channels)
             self.bn4 = BatchNorm(size=out_channels)
@@ -187,18 +197,37 @@ class Bottleneck(Layer):
         return relu(h + shortcut)
 
 
+class BottleneckA(Bottleneck):
+    """The book's first bottleneck of a ResNet stage: always a projection shortcut (``conv4`` + ``bn4``),
+    ``(N, in_channels, H, W)`` → ``(N, out_channels, H', W')``; see ``Bottleneck``."""
+
+    def __init__(self, in_channels: int, mid_channels: int, out_channels: int, stride: int = 2,
+                 downsample_fb: bool = False) -> None:
+        super().__init__(in_channels, mid_channels, out_channels, stride, projection=True,
+                         downsample_fb=downsample_fb)
+
+
+class BottleneckB(Bottleneck):
+    """The book's later bottlenecks of a ResNet stage: identity shortcut, ``(N, in_channels, H, W)`` →
+    the same shape; see ``Bottleneck``."""
+
+    def __init__(self, in_channels: int, mid_channels: int) -> None:
+        super().__init__(in_channels, mid_channels, in_channels, projection=False)
+
+
 class BuildingBlock(Layer):
-    """One ResNet stage: ``n_blocks`` bottlenecks named ``a`` (changes channels and stride), ``b1``,
-    ``b2`` ... (keep them). ``(N, in_channels, H, W)`` → ``(N, out_channels, H', W')``.
+    """One ResNet stage: ``n_blocks`` bottlenecks, ``a`` (a ``BottleneckA``: changes channels and
+    stride) then ``b1``, ``b2`` ... (``BottleneckB``: keep them). ``(N, in_channels, H, W)`` →
+    ``(N, out_channels, H', W')``. ``downsample_fb`` puts the stride on the 3x3 convolution.
     """
 
     def __init__(self, n_blocks: int, in_channels: int, mid_channels: int, out_channels: int,
-                 stride: int) -> None:
+                 stride: int, downsample_fb: bool = False) -> None:
         super().__init__()
-        self.a = Bottleneck(in_channels, mid_channels, out_channels, stride)
+        self.a = BottleneckA(in_channels, mid_channels, out_channels, stride, downsample_fb)
         self._names = ['a']
         for i in range(1, n_blocks):
-            setattr(self, f'b{i}', Bottleneck(out_channels, mid_channels, out_channels))
+            setattr(self, f'b{i}', BottleneckB(out_channels, mid_channels))
             self._names.append(f'b{i}')
 
     def forward(self, x: Variable) -> Variable:

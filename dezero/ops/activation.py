@@ -18,7 +18,7 @@ from dezero.ops.reduction import _reduced_axes, sum
 
 __all__ = ['Sigmoid', 'ReLU', 'ReLUGrad', 'LeakyReLU', 'Softmax', 'LogSoftmax', 'Softplus', 'LogSigmoid',
            'sigmoid', 'relu', 'leaky_relu', 'softmax', 'log_softmax', 'gelu', 'softplus', 'log_sigmoid',
-           'silu', 'swish']
+           'silu', 'swish', 'sigmoid_simple', 'softmax_simple']
 
 def _sigmoid_array(x: Any) -> Any:
     """``1 / (1 + exp(-x))`` without overflow and with full relative precision on both tails."""
@@ -50,6 +50,20 @@ class Sigmoid(Function):
 def sigmoid(x: Any) -> Variable:
     """Logistic function ``1 / (1 + exp(-x))``, elementwise on any shape; stable for any magnitude."""
     return Sigmoid()(x)
+
+
+def sigmoid_simple(x: Any) -> Variable:
+    """The book's sigmoid composed from basic ops (``exp``, ``*``, ``+``, ``/``), equal to ``sigmoid``.
+
+    Written as ``sigmoid`` computes it, so that no exponent overflows (the literal ``1 / (1 + exp(-x))``
+    gives NaN gradients below x = -88 in float32): with ``e = exp(-|x|)``, ``1 / (1 + e)`` where
+    ``x >= 0`` and ``e / (1 + e)`` elsewhere; which case applies is a constant of the formula.
+    Any shape; the gradient is built by the ops it uses, so it can be differentiated again.
+    """
+    x = as_variable(x)
+    positive = (x.data >= 0).astype(x.dtype)  # 1 where x >= 0, else 0
+    e = exp(x * (1 - 2 * positive))  # exp(-|x|) in (0, 1]
+    return (positive + (1 - positive) * e) / (1 + e)
 
 
 class ReLU(Function):
@@ -146,6 +160,17 @@ class Softmax(Function):
 def softmax(x: Any, axis: int | tuple[int, ...] = 1) -> Variable:
     """``exp(x) / sum(exp(x), axis)`` with the max subtracted first; ``x (N, C)`` → ``(N, C)``."""
     return Softmax(axis)(x)
+
+
+def softmax_simple(x: Any, axis: int | tuple[int, ...] = 1) -> Variable:
+    """The book's softmax composed from basic ops: ``exp(x) / sum(exp(x), axis, keepdims=True)``.
+
+    ``x (N, C)`` (any shape) → same shape, equal to ``softmax``. The max along ``axis`` is subtracted
+    first as a constant: softmax does not change under that shift, and no exponent overflows.
+    """
+    x = as_variable(x)
+    y = exp(x - _max_keepdims('softmax_simple', x.data, axis))
+    return y / sum(y, axis, keepdims=True)
 
 
 class LogSoftmax(Function):

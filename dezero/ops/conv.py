@@ -33,7 +33,7 @@ from dezero.ops.shape import reshape, transpose
 from dezero.utils import get_conv_outsize, get_deconv_outsize, reshape_sum_backward
 
 __all__ = ['Im2col', 'Col2im', 'Conv2d', 'Deconv2d', 'Conv2DGradW', 'im2col', 'col2im', 'conv2d',
-           'deconv2d', 'conv2d_simple']
+           'deconv2d', 'conv2d_simple', 'im2col_array', 'col2im_array']
 
 IntPair = int | tuple[int, int]
 
@@ -61,10 +61,13 @@ def _out_hw(op: str, shape: tuple[int, ...], kernel: tuple[int, int], stride: tu
     return get_conv_outsize(h, kh, stride[0], ph), get_conv_outsize(w, kw, stride[1], pw)
 
 
-def _fill_value(dtype: Any) -> Any:
-    """The value that never wins a max: -inf for floats, the minimum for integers."""
+def _fill_value(dtype: Any, for_min: bool = False) -> Any:
+    """The value that never wins a max (-inf for floats, the integer minimum), or with ``for_min``
+    a min (+inf, the integer maximum)."""
     dtype = np.dtype(dtype)
-    return -np.inf if dtype.kind == 'f' else np.iinfo(dtype).min
+    if dtype.kind == 'f':
+        return np.inf if for_min else -np.inf
+    return np.iinfo(dtype).max if for_min else np.iinfo(dtype).min
 
 
 # =============================================================================
@@ -239,6 +242,25 @@ def col2im(x: Any, input_shape: tuple[int, ...], kernel_size: IntPair, stride: I
     of windows covering each pixel. Its gradient is im2col.
     """
     return Col2im(input_shape, kernel_size, stride, pad, to_matrix)(x)
+
+
+def im2col_array(img: Any, kernel_size: IntPair, stride: IntPair, pad: IntPair,
+                 to_matrix: bool = True) -> Any:
+    """``im2col`` on a raw array (NumPy or CuPy), recording no graph: the book's array version.
+
+    ``img (N, C, H, W)`` → ``(N, C, KH, KW, OH, OW)``, or with ``to_matrix`` ``(N*OH*OW, C*KH*KW)``.
+    """
+    return Im2col(kernel_size, stride, pad, to_matrix).forward(img)
+
+
+def col2im_array(col: Any, img_shape: tuple[int, ...], kernel_size: IntPair, stride: IntPair,
+                 pad: IntPair, to_matrix: bool = True) -> Any:
+    """``col2im`` on a raw array (NumPy or CuPy), recording no graph: the book's array version.
+
+    ``col (N, C, KH, KW, OH, OW)`` or, with ``to_matrix``, ``(N*OH*OW, C*KH*KW)`` → an image of
+    ``img_shape (N, C, H, W)`` with overlapping patches summed.
+    """
+    return Col2im(img_shape, kernel_size, stride, pad, to_matrix).forward(col)
 
 
 # =============================================================================

@@ -6,7 +6,7 @@ from typing import Any
 from dezero.core import Constant, Function, Variable, _check_inputs, sum_to
 from dezero.ops.shape import reshape, transpose
 
-__all__ = ['MatMul', 'Linear', 'matmul', 'linear']
+__all__ = ['MatMul', 'Linear', 'matmul', 'linear', 'linear_simple']
 
 
 def _swap_last_two(x: Variable) -> Variable:
@@ -101,3 +101,13 @@ def linear(x: Any, W: Any, b: Any = None) -> Variable:
     if b is None:
         return Linear()(x, W)
     return Linear()(x, W, b)
+
+
+def linear_simple(x: Any, W: Any, b: Any = None) -> Variable:
+    """The book's linear composed from basic ops: ``matmul(x, W) + b``, equal to ``linear``.
+
+    ``x (N, in)``, ``W (in, out)``, ``b (out,)`` or None → ``(N, out)`` (batched ``x`` works as in
+    ``matmul``). Two ops where ``linear`` runs one, so the product ``x @ W`` is an extra array.
+    """
+    y = matmul(x, W)
+    return y if b is None else y + b

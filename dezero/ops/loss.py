@@ -11,13 +11,17 @@ from typing import Any
 
 import numpy as np
 
-from dezero.core import Constant, Function, Variable, _check_inputs, sum_to
+from dezero.core import Constant, Function, Variable, _check_inputs, as_variable, sub, sum_to
 from dezero.cuda import array_types, get_array_module
 from dezero.ops.activation import sigmoid, softmax
+from dezero.ops.math import exp, log
 from dezero.ops.misc import clip
+from dezero.ops.reduction import sum
+from dezero.ops.shape import get_item
 
 __all__ = ['MeanSquaredError', 'SoftmaxCrossEntropy', 'SigmoidCrossEntropy', 'BinaryCrossEntropy',
-           'mean_squared_error', 'softmax_cross_entropy', 'sigmoid_cross_entropy', 'binary_cross_entropy']
+           'mean_squared_error', 'softmax_cross_entropy', 'sigmoid_cross_entropy', 'binary_cross_entropy',
+           'mean_squared_error_simple', 'softmax_cross_entropy_simple']
 
 
 def _check_scores(name: str, x: Any) -> None:
@@ -88,6 +92,17 @@ def mean_squared_error(x0: Any, x1: Any) -> Variable:
     return MeanSquaredError()(x0, x1)
 
 
+def mean_squared_error_simple(x0: Any, x1: Any) -> Variable:
+    """The book's mean squared error composed from basic ops: ``sum((x0 - x1) ** 2) / len(x0 - x1)``.
+
+    Same shapes, broadcasting, reduction, dtype and values as ``mean_squared_error``; a 0-d Variable.
+    """
+    diff = sub(x0, x1)
+    if diff.ndim == 0:
+        raise ValueError('mean_squared_error_simple: inputs need a batch axis, got two 0-d inputs')
+    return sum(diff ** 2) / len(diff)
+
+
 # =============================================================================
 # Softmax cross entropy
 # =============================================================================
@@ -120,7 +135,27 @@ def softmax_cross_entropy(x: Any, t: Any) -> Variable:
     Computed as ``logsumexp(x) - x[t]``, so scores of ±1000 give a finite, exact loss and gradient
     (``(softmax(x) - onehot(t)) / N``). Returns a 0-d Variable of ``x``'s dtype.
     """
-    name = 'softmax_cross_entropy'
+    return SoftmaxCrossEntropy(_class_labels('softmax_cross_entropy', x, t))(x)
+
+
+def softmax_cross_entropy_simple(x: Any, t: Any) -> Variable:
+    """The book's softmax cross entropy composed from basic ops: ``-sum(log_p[arange(N), t]) / N``.
+
+    ``x (N, C)`` scores, ``t (N,)`` integer labels; equal to ``softmax_cross_entropy``. The log of the
+    softmax is written ``(x - m) - log(sum(exp(x - m), axis=1))`` with ``m`` the row maxima (a
+    constant), so it neither overflows nor needs the book's clipping of ``p`` away from 0.
+    """
+    t = _class_labels('softmax_cross_entropy_simple', x, t)
+    x = as_variable(x)
+    xp = get_array_module(x.data)
+    shifted = x - x.data.max(axis=1, keepdims=True)
+    log_p = shifted - log(sum(exp(shifted), axis=1, keepdims=True))
+    n = len(x)
+    return -sum(get_item(log_p, (xp.arange(n), t))) / n
+
+
+def _class_labels(name: str, x: Any, t: Any) -> Any:
+    """The label array of ``t (N,)`` for scores ``x (N, C)``, checked to be integers in ``[0, C)``."""
     _check_scores(name, x)
     t = _label_array(name, t, x)
     if x.ndim != 2 or t.shape != (x.shape[0],):
@@ -131,7 +166,7 @@ def softmax_cross_entropy(x: Any, t: Any) -> Variable:
     if t.size and (int(t.min()) < 0 or int(t.max()) >= x.shape[1]):
         raise ValueError(f'{name}: labels must be in [0, {x.shape[1]}) for x of shape {x.shape}, got '
                          f'values in [{int(t.min())}, {int(t.max())}]')
-    return SoftmaxCrossEntropy(t)(x)
+    return t
 
 
 # =============================================================================

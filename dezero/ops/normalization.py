@@ -11,7 +11,7 @@ from dezero.cuda import array_types, get_array_module
 from dezero.ops.reduction import average
 from dezero.ops.shape import reshape
 
-__all__ = ['batch_norm', 'batch_nrom', 'layer_norm']
+__all__ = ['BatchNorm', 'batch_norm', 'batch_nrom', 'layer_norm']
 
 
 def _running_stat(name: str, what: str, stat: Any, channels: int) -> Any:
@@ -77,6 +77,26 @@ def batch_norm(x: Any, gamma: Any, beta: Any, mean: Any, var: Any, decay: float 
 
 
 batch_nrom = batch_norm
+
+
+class BatchNorm:
+    """The book's ``BatchNorm(mean, var, decay, eps)(x, gamma, beta)``: ``batch_norm`` as an object
+    that holds the running statistics.
+
+    The book fuses batch normalisation into one Function; here ``batch_norm`` is a composition of
+    differentiable ops (so its gradient differentiates again), and this class is the small callable
+    that keeps the book's interface: ``avg_mean`` and ``avg_var`` (arrays ``(C,)``) are updated in place
+    in training mode, exactly as ``batch_norm(x, gamma, beta, mean, var, decay, eps)`` does.
+    """
+
+    def __init__(self, mean: Any, var: Any, decay: float = 0.9, eps: float = 2e-5) -> None:
+        self.avg_mean = mean
+        self.avg_var = var
+        self.decay = decay
+        self.eps = eps
+
+    def __call__(self, x: Any, gamma: Any, beta: Any) -> Variable:
+        return batch_norm(x, gamma, beta, self.avg_mean, self.avg_var, self.decay, self.eps)
 
 
 def layer_norm(x: Any, gamma: Any = None, beta: Any = None, eps: float = 1e-5) -> Variable:

@@ -1,9 +1,11 @@
-"""Max and average pooling on ``(N, C, H, W)`` images, plus the book's ``pooling_simple`` built from
-im2col and a max. They share conv's window views and argument checks (``dezero.ops.conv``).
+"""Max, min and average pooling on ``(N, C, H, W)`` images, plus the book's ``pooling_simple`` built
+from im2col and a max. They share conv's window views and argument checks (``dezero.ops.conv``).
 
 Max pooling remembers each window's argmax; its gradient is a scatter to those positions
 (``Pooling2DGrad``) whose gradient is a gather (``Pooling2DWithIndexes``) and back, so gradients of
-any order work. The strided per-offset loops run over the cores (``split_apply``), image by image.
+any order work. Min pooling (beyond the book) is the same Function with the comparison reversed, and
+shares that gradient pair. The strided per-offset loops run over the cores (``split_apply``), image
+by image.
 """
 from __future__ import annotations
 
@@ -29,17 +31,18 @@ from dezero.ops.conv import (
 from dezero.ops.reduction import max as _max
 from dezero.ops.shape import reshape, transpose
 
-__all__ = ['Pooling', 'Pooling2DGrad', 'Pooling2DWithIndexes', 'AveragePooling', 'pooling',
-           'average_pooling', 'pooling_simple']
+__all__ = ['Pooling', 'MinPooling', 'Pooling2DGrad', 'Pooling2DWithIndexes', 'AveragePooling', 'pooling',
+           'min_pooling', 'average_pooling', 'pooling_simple']
 
 
 # =============================================================================
-# Max pooling
+# Max and min pooling
 # =============================================================================
-def _check_pool_pad(kernel: tuple[int, int], pad: tuple[int, int]) -> None:
+def _check_pool_pad(op: str, kernel: tuple[int, int], pad: tuple[int, int],
+                    extremum: str = 'maximum') -> None:
     if pad[0] >= kernel[0] or pad[1] >= kernel[1]:
-        raise ValueError(f'pooling: pad {pad} must be smaller than kernel_size {kernel} '
-                         '(a window made only of padding has no maximum)')
+        raise ValueError(f'{op}: pad {pad} must be smaller than kernel_size {kernel} '
+                         f'(a window made only of padding has no {extremum})')
 
 
 def _scatter_to_argmax(gy: Any, indexes: Any, input_shape: tuple[int, ...], kernel: tuple[int, int],
@@ -85,40 +88,48 @@ def _gather_at_argmax(x: Any, indexes: Any, kernel: tuple[int, int], stride: tup
     return y
 
 
-class Pooling(Function):
-    """Max pooling ``(N, C, H, W)`` → ``(N, C, OH, OW)``; remembers each window's argmax (the
-    first maximal offset) for its gradient, ``Pooling2DGrad``."""
+class _ExtremumPooling(Function):
+    """Base of max and min pooling: the running extremum of each window, remembering the offset it
+    came from (the first extremal one) for the gradient, ``Pooling2DGrad``. A subclass names the op
+    and says whether it takes the minimum."""
+
+    op_name = 'pooling'
+    takes_min = False
 
     def __init__(self, kernel_size: IntPair, stride: IntPair = 1, pad: IntPair = 0) -> None:
-        self.kernel_size = int_pair('pooling', 'kernel_size', kernel_size, 1)
-        self.stride = int_pair('pooling', 'stride', stride, 1)
-        self.pad = int_pair('pooling', 'pad', pad, 0)
-        _check_pool_pad(self.kernel_size, self.pad)
+        name = self.op_name
+        self.kernel_size = int_pair(name, 'kernel_size', kernel_size, 1)
+        self.stride = int_pair(name, 'stride', stride, 1)
+        self.pad = int_pair(name, 'pad', pad, 0)
+        _check_pool_pad(name, self.kernel_size, self.pad, 'minimum' if self.takes_min else 'maximum')
 
     def forward(self, x: Any) -> Any:
         xp = get_array_module(x)
-        _check_image('pooling', x)
+        _check_image(self.op_name, x)
         kh, kw = self.kernel_size
-        out_hw = _out_hw('pooling', x.shape, self.kernel_size, self.stride, self.pad)
-        view = _windows(_pad(x, self.pad, _fill_value(x.dtype)), self.kernel_size, self.stride, out_hw)
-        # Running max over the KH*KW offsets; a strict '>' keeps the first maximum, as torch does.
-        # Offsets are visited in increasing order, so where offset k wins it is the largest index so
-        # far: a maximum records it without a masked write (masked writes are several times slower).
+        out_hw = _out_hw(self.op_name, x.shape, self.kernel_size, self.stride, self.pad)
+        view = _windows(_pad(x, self.pad, _fill_value(x.dtype, self.takes_min)), self.kernel_size,
+                        self.stride, out_hw)
+        # Running extremum over the KH*KW offsets; a strict comparison keeps the first extremum, as
+        # torch does. Offsets are visited in increasing order, so where offset k wins it is the largest
+        # index so far: a maximum records it without a masked write (masked writes are several times
+        # slower).
+        keep, beats = (xp.minimum, xp.less) if self.takes_min else (xp.maximum, xp.greater)
         index_dtype = np.int8 if kh * kw <= 127 else np.int32
         y = xp.empty((x.shape[0], x.shape[1]) + out_hw, dtype=x.dtype)
         indexes = xp.empty(y.shape, dtype=index_dtype)
 
-        def running_max(view: Any, y: Any, indexes: Any) -> None:
+        def running_extremum(view: Any, y: Any, indexes: Any) -> None:
             y[...] = view[:, :, 0, 0]
             indexes[...] = 0
             for k in range(1, kh * kw):
                 candidate = view[:, :, k // kw, k % kw]
-                better = candidate > y
-                xp.maximum(y, candidate, out=y)
+                better = beats(candidate, y)
+                keep(y, candidate, out=y)
                 xp.maximum(indexes, better * index_dtype(k), out=indexes)
 
         # Images are independent, so the strided (slow per element) loops run on every core.
-        split_apply(running_max, view, y, indexes)
+        split_apply(running_extremum, view, y, indexes)
         self.indexes = indexes
         self.input_shape = x.shape
         return y
@@ -127,9 +138,22 @@ class Pooling(Function):
         return Pooling2DGrad(self.indexes, self.input_shape, self.kernel_size, self.stride, self.pad)(gy)
 
 
+class Pooling(_ExtremumPooling):
+    """Max pooling ``(N, C, H, W)`` → ``(N, C, OH, OW)``; remembers each window's argmax (the
+    first maximal offset) for its gradient, ``Pooling2DGrad``."""
+
+
+class MinPooling(_ExtremumPooling):
+    """Min pooling ``(N, C, H, W)`` → ``(N, C, OH, OW)``; remembers each window's argmin (the
+    first minimal offset) for its gradient, ``Pooling2DGrad``."""
+
+    op_name = 'min_pooling'
+    takes_min = True
+
+
 class _ArgmaxPlacement(Function):
-    """Base of the scatter/gather pair of max pooling: both keep the saved argmax ``indexes`` and the
-    pooling geometry they refer to."""
+    """Base of the scatter/gather pair of max (and min) pooling: both keep the saved argmax (argmin)
+    ``indexes`` and the pooling geometry they refer to."""
 
     def __init__(self, indexes: Any, input_shape: tuple[int, ...], kernel_size: tuple[int, int],
                  stride: tuple[int, int], pad: tuple[int, int]) -> None:
@@ -173,6 +197,14 @@ def pooling(x: Any, kernel_size: IntPair, stride: IntPair = 1, pad: IntPair = 0)
     the first maximal position of each window. Note the book's default ``stride=1``.
     """
     return Pooling(kernel_size, stride, pad)(x)
+
+
+def min_pooling(x: Any, kernel_size: IntPair, stride: IntPair = 1, pad: IntPair = 0) -> Variable:
+    """Min pooling of ``x (N, C, H, W)`` over ``kernel_size`` windows → ``(N, C, OH, OW)``, the mirror
+    of ``pooling``: equal to ``-pooling(-x)``. Padding never wins the min (it is +inf); the gradient
+    goes to the first minimal position of each window, and gradients of any order work.
+    """
+    return MinPooling(kernel_size, stride, pad)(x)
 
 
 # =============================================================================
@@ -225,7 +257,7 @@ def pooling_simple(x: Any, kernel_size: IntPair, stride: IntPair = 1, pad: IntPa
     kernel = int_pair('pooling', 'kernel_size', kernel_size, 1)
     stride = int_pair('pooling', 'stride', stride, 1)
     pad = int_pair('pooling', 'pad', pad, 0)
-    _check_pool_pad(kernel, pad)
+    _check_pool_pad('pooling', kernel, pad)
     oh, ow = _out_hw('pooling', x.shape, kernel, stride, pad)
     col = Im2col(kernel, stride, pad, to_matrix=True, pad_value=_fill_value(x.dtype))(x)
     y = _max(reshape(col, (-1, kernel[0] * kernel[1])), axis=1)
