@@ -129,7 +129,8 @@ class Optimizer:
         ``momentum``...) and counters such as Adam's step ``t``; ``state`` the per-parameter arrays
         (copies, on their device) keyed by parameter path as in ``Layer.save_weights`` (the position
         ``'0'``, ``'1'``... for a list of Parameters); ``schedule`` the state of the schedule attached
-        to the optimizer (``dezero.optimizers.schedules``), or None.
+        to the optimizer (``dezero.optimizers.schedules``), or None. Hooks (``add_hook``) are code,
+        not state: a resumed run adds them again.
         """
         paths = {param: path for path, param in self._named_params()}
         return {
