@@ -66,7 +66,6 @@ class Profile(_hooks.FunctionHook):
     def __init__(self) -> None:
         self.stats: dict[str, FunctionStats] = {}
         self.wall_seconds = 0.0
-        self._start: float | None = None
 
     def _entry(self, func: Function) -> FunctionStats:
         name = type(func).__name__
