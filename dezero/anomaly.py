@@ -39,12 +39,18 @@ class AnomalyError(FloatingPointError):
     """A Function produced NaN or Inf while ``detect_anomaly()`` was active."""
 
 
+_in_package: dict[str, bool] = {}  # file name -> inside dezero? (asked once per file)
+
+
 def _user_frame() -> tuple[str, int, str] | None:
     """``(file, line, function)`` of the innermost frame outside the dezero package, if any."""
     frame = sys._getframe(1)
     while frame is not None:
         filename = frame.f_code.co_filename
-        if not os.path.abspath(filename).startswith(_PACKAGE_DIR):
+        inside = _in_package.get(filename)
+        if inside is None:
+            inside = _in_package[filename] = os.path.abspath(filename).startswith(_PACKAGE_DIR)
+        if not inside:
             return filename, frame.f_lineno, frame.f_code.co_name
         frame = frame.f_back
     return None
