@@ -20,9 +20,12 @@ from dezero import (  # noqa: F401,E402
     layers,
     models,
     optimizers,
+    profiler,
     transforms,
     utils,
 )
+from dezero.anomaly import detect_anomaly  # noqa: F401
+from dezero.checkpoint import load_checkpoint, save_checkpoint  # noqa: F401
 from dezero.core import (  # noqa: F401
     Config,
     Function,

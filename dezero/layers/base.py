@@ -201,12 +201,7 @@ class Layer:
         if not path.endswith('.npz'):
             path += '.npz'
         where = f'{type(self).__name__}.save_weights'
-        arrays = {}
-        for key, (owner, name, is_param) in self._persistent_arrays().items():
-            value = owner.__dict__[name]
-            data = value.data if is_param else value
-            if data is not None:
-                arrays[key] = as_numpy(data)
+        arrays = {key: as_numpy(data) for key, data in self.state_dict().items()}
         check_directory(where, path)
         with atomic_file(path) as tmp_path, open(tmp_path, 'wb') as file:
             np.savez(file, **arrays)
@@ -231,8 +226,11 @@ class Layer:
             raise FileNotFoundError(f"{where}: no such file '{path}'")
         if os.path.isdir(path):
             raise IsADirectoryError(f"{where}: '{path}' is a directory; expected an .npz weights file")
-        file_arrays = read_npz(path, where, 'weights archive')
+        self._assign_arrays(read_npz(path, where, 'weights archive'), where, f"'{path}'")
 
+    def _assign_arrays(self, file_arrays: dict[str, Any], where: str, source: str) -> None:
+        """Check ``file_arrays`` (path -> array) against the layer's Parameters and persistent buffers
+        and assign them, or raise one ``ValueError`` naming ``source`` and every difference."""
         targets = self._persistent_arrays()
         current = {}
         for key, (owner, name, is_param) in targets.items():
@@ -251,7 +249,7 @@ class Layer:
                 problems.append(f'unexpected keys {unexpected}')
             if mismatched:
                 problems.append('shape mismatches [' + '; '.join(mismatched) + ']')
-            raise ValueError(f"{where}: '{path}' does not fit {type(self).__name__}: " + ', '.join(problems))
+            raise ValueError(f"{where}: {source} does not fit {type(self).__name__}: " + ', '.join(problems))
 
         device_array = next((data for data in current.values() if data is not None), None)
         on_gpu = device_array is not None and not isinstance(device_array, np.ndarray)
@@ -260,12 +258,47 @@ class Layer:
             old = current[key]
             if old is not None and array.dtype != old.dtype:
                 array = array.astype(old.dtype)
-            if on_gpu:
-                array = as_cupy(array)
+            array = as_cupy(array) if on_gpu else as_numpy(array)
             if is_param:
                 owner.__dict__[name].data = array
             else:
                 setattr(owner, name, array)
+
+    # --- state of a run: in-memory weights and sizes --------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Copies of every Parameter and persistent buffer, keyed by the paths ``save_weights`` uses
+        (``'l0/W'``, ``'bn/avg_mean'``), on the layer's device; entries still None (lazy) are left out.
+
+        Example: ``best = model.state_dict()`` ... ``model.load_state_dict(best)``.
+        """
+        state = {}
+        for key, (owner, name, is_param) in self._persistent_arrays().items():
+            value = owner.__dict__[name]
+            data = value.data if is_param else value
+            if data is not None:
+                state[key] = data.copy()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Copy the arrays of ``state`` (as from ``state_dict()``) into the Parameters and buffers.
+
+        As ``load_weights``: names and shapes must match (all differences are reported in one
+        ``ValueError`` and nothing is changed then), lazy entries are filled, arrays go to the layer's
+        device and keep the dtype of the array they replace.
+        """
+        self._assign_arrays({key: array.copy() for key, array in state.items()},
+                            f'{type(self).__name__}.load_state_dict', 'the state dict')
+
+    def num_params(self, buffers: bool = False) -> int:
+        """The number of elements in all Parameters (0 for those still None); with ``buffers``, the
+        number in all array buffers instead (running statistics)."""
+        total = 0
+        for _, owner, name, is_param in self._all_entries():
+            if is_param != buffers:
+                value = owner.__dict__[name]
+                data = value.data if is_param else value
+                total += 0 if data is None else int(data.size)
+        return total
 
 
 # =============================================================================

@@ -27,6 +27,21 @@ class Model(Layer):
             y = y[0]
         utils.plot_dot_graph(y, verbose=True, to_file=to_file)
 
+    def summary(self, *inputs: Any, print_fn: Callable[[str], Any] | None = print) -> str:
+        """A table of every layer: path, type, output shape and parameter count, with totals.
+
+        Runs one forward pass on ``inputs`` (e.g. one batch of shape ``(1, C, H, W)``) in test mode
+        without recording a graph (lazy layers are created by it, as by a first call). A row per layer,
+        the model first as ``(model)``, then each sub-layer by its path (``res2/a/conv1``); ``Params``
+        counts the Parameters assigned to that layer itself (``--`` for none), so the column adds up to
+        the total; a layer called several times shows its first output shape and ``xN``, one never
+        called ``-``. Then the totals: the elements of all Parameters (``num_params()``) with their
+        size, and of the buffers (running statistics). The text goes to ``print_fn`` (None: not
+        printed) and is returned.
+        """
+        from dezero.models._summary import summarize
+        return summarize(self, inputs, print_fn)
+
 
 class Sequential(Model):
     """Apply ``layers`` in order: ``Sequential(L.Linear(10), F.relu, L.Linear(1))(x)``.

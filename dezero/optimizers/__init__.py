@@ -1,5 +1,5 @@
 """Optimizers (SGD, MomentumSGD, AdaGrad, AdaDelta, RMSprop, Adam, AdamW) and gradient hooks
-(WeightDecay, ClipGrad, FreezeParam).
+(WeightDecay, ClipGrad, FreezeParam); learning-rate schedules are in ``dezero.optimizers.schedules``.
 
 Usage, as in the book::
 
@@ -13,9 +13,11 @@ Usage, as in the book::
 
 Updates are written in place into ``param.data`` and keep its dtype (hyper-parameters are Python
 floats, which never promote a float32 array). Per-parameter state (momentum, squared-gradient averages)
-lives in the optimizer, in ``optimizer.state[id(param)]``, created with the array module of the
-parameter; when a parameter has moved between CPU and GPU its state follows it at the next update
-(``optimizer.to_gpu()`` / ``to_cpu()`` move it at once).
+lives in the optimizer, in ``optimizer.state[param]`` (keyed by the Parameter itself, which hashes
+by identity, so pickling a model and its optimizer together keeps the state attached to the unpickled
+model's parameters), created with the array module of the parameter; when a parameter has moved between
+CPU and GPU its state follows it at the next update (``optimizer.to_gpu()`` / ``to_cpu()`` move it at
+once). ``state_dict()`` / ``load_state_dict()`` give that state keyed by parameter path instead.
 """
 from __future__ import annotations
 
@@ -49,7 +51,8 @@ class Optimizer:
     def __init__(self) -> None:
         self.target: Any = None
         self.hooks: list[Callable[[list[Parameter]], None]] = []
-        self.state: dict[int, dict[str, Any]] = {}
+        self.state: dict[Parameter, dict[str, Any]] = {}
+        self.schedule: Any = None  # the learning-rate schedule driving this optimizer, if any
 
     def setup(self, target: Any) -> Optimizer:
         """Optimise the parameters of ``target`` (a Layer, or an iterable of Parameters); returns self."""
@@ -91,12 +94,12 @@ class Optimizer:
 
     def _state(self, param: Parameter) -> dict[str, Any]:
         """The state arrays of ``param`` (zeros like its data at first), on the parameter's device."""
-        state = self.state.get(id(param))
+        state = self.state.get(param)
         data = param.data
         if state is None:
             xp = get_array_module(data)
             state = {name: xp.zeros_like(data) for name in self.state_names}
-            self.state[id(param)] = state
+            self.state[param] = state
         elif state and next(iter(state.values())).__class__ is not data.__class__:
             convert = as_numpy if data.__class__ is np.ndarray else as_cupy
             for name in state:
@@ -117,6 +120,96 @@ class Optimizer:
         for state in self.state.values():
             for name in state:
                 state[name] = convert(state[name])
+
+    # --- state of a run: state_dict / load_state_dict ----------------------------------------
+    def _named_params(self) -> list[tuple[str, Parameter]]:
+        """``(path, Parameter)`` of the target: Layer paths (``'l0/W'``), or the position (``'0'``,
+        ``'1'``...) for a plain list of Parameters given to ``setup``."""
+        if self.target is None:
+            return []
+        if hasattr(self.target, 'named_params'):
+            return list(self.target.named_params())
+        return [(str(i), param) for i, param in enumerate(self.target.params())]
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a resumed run needs from this optimizer, as plain values, never keyed by ``id``.
+
+        ``{'optimizer': class name, 'scalars': {...}, 'state': {path: {name: array}}, 'schedule': ...}``:
+        ``scalars`` holds the number-valued attributes, i.e. the hyperparameters (``lr``, ``alpha``,
+        ``momentum``...) and counters such as Adam's step ``t``; ``state`` the per-parameter arrays
+        (copies, on their device) keyed by parameter path as in ``Layer.save_weights`` (the position
+        ``'0'``, ``'1'``... for a list of Parameters); ``schedule`` the state of the schedule attached
+        to the optimizer (``dezero.optimizers.schedules``), or None. Hooks (``add_hook``) are code,
+        not state: a resumed run adds them again.
+        """
+        paths = {param: path for path, param in self._named_params()}
+        return {
+            'optimizer': type(self).__name__,
+            'scalars': _scalars(self),
+            'state': {paths[param]: {name: array.copy() for name, array in state.items()}
+                      for param, state in self.state.items() if param in paths},
+            'schedule': None if self.schedule is None else self.schedule.state_dict(),
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore what ``state_dict()`` returned (set up the optimizer, and create its schedule, first).
+
+        The optimizer class, the scalar names, the parameter paths, the state array names and shapes
+        and the schedule must fit: every difference is reported in one ``ValueError`` and nothing is
+        changed then. Arrays are copied onto each parameter's device. Paths absent from
+        ``state_dict`` start with fresh state, as parameters that never had a gradient.
+        """
+        where = f'{type(self).__name__}.load_state_dict'
+        problems = []
+        saved_class = state_dict.get('optimizer')
+        if saved_class != type(self).__name__:
+            problems.append(f'it holds the state of {saved_class}')
+        scalars = state_dict.get('scalars', {})
+        unknown = [name for name in scalars if name not in _scalars(self)]
+        if unknown:
+            problems.append(f'unknown scalars {unknown}')
+        params = dict(self._named_params())
+        unexpected, mismatched = [], []
+        for path, arrays in state_dict.get('state', {}).items():
+            param = params.get(path)
+            if param is None:
+                unexpected.append(path)
+            elif sorted(arrays) != sorted(self.state_names):
+                mismatched.append(f'{path}: state {sorted(arrays)}, expected {sorted(self.state_names)}')
+            elif param.data is not None:
+                mismatched.extend(f'{path}/{name}: saved {array.shape}, parameter {param.data.shape}'
+                                  for name, array in arrays.items() if array.shape != param.data.shape)
+        if unexpected:
+            problems.append(f'parameters not in the target {unexpected}')
+        if mismatched:
+            problems.append('state mismatches [' + '; '.join(mismatched) + ']')
+        schedule_state = state_dict.get('schedule')
+        if self.schedule is None and schedule_state is not None:
+            problems.append(f"it holds the state of a {schedule_state.get('schedule')} schedule but the "
+                            'optimizer has none (create the schedule before loading)')
+        elif self.schedule is not None:
+            problems.extend(self.schedule._state_problems(schedule_state))
+        if problems:
+            raise ValueError(f'{where}: the state does not fit {type(self).__name__}: ' + ', '.join(problems))
+
+        for name, value in scalars.items():
+            setattr(self, name, value)
+        self.state = {}
+        for path, arrays in state_dict.get('state', {}).items():
+            param = params[path]
+            on_gpu = param.data is not None and not isinstance(param.data, np.ndarray)
+            self.state[param] = {name: as_cupy(array).copy() if on_gpu else np.array(as_numpy(array))
+                                 for name, array in arrays.items()}
+        if self.schedule is not None:
+            self.schedule.load_state_dict(schedule_state)
+
+
+def _scalars(obj: Any) -> dict[str, bool | int | float]:
+    """The public attributes of ``obj`` holding a number (hyperparameters and counters), as Python
+    numbers: what ``state_dict`` saves of optimizers and schedules."""
+    return {name: value.item() if isinstance(value, np.generic) else value
+            for name, value in vars(obj).items()
+            if not name.startswith('_') and isinstance(value, (bool, int, float, np.integer, np.floating))}
 
 
 def _non_negative(owner: Any, **values: float) -> None:
@@ -426,3 +519,6 @@ class FreezeParam:
     def __call__(self, params: list[Parameter]) -> None:
         for param in self.freeze_params:
             param.grad = None
+
+
+from dezero.optimizers import schedules  # noqa: E402,F401  (needs the classes above)
