@@ -1,6 +1,7 @@
 """The main job: train an MLP classifier on Fashion-MNIST, evaluate it, save weights and plot curves.
 
-Run with ``make demo`` (or ``python examples/train_fashion_mnist.py``). Uses Debian's
+Run with ``make demo`` (or ``python examples/train_fashion_mnist.py``; on several processes with
+``mpiexec -n 2 python examples/train_fashion_mnist.py --distributed``). Uses Debian's
 ``dataset-fashion-mnist`` files (or the same IDX files in ``~/.dezero``); without them it trains on the
 Spiral dataset instead and says so. Writes ``out/<dataset>_mlp.npz`` and ``out/<dataset>_curves.png``.
 
@@ -22,6 +23,7 @@ from _plotting import plot_training_curves
 import dezero
 import dezero.functions as F
 from dezero import DataLoader, optimizers
+from dezero.distributed import DistributedDataLoader, DistributedOptimizer, create_communicator
 from dezero.models import MLP
 
 OUT_DIR = 'out'
@@ -40,8 +42,12 @@ def load_data() -> tuple[str, dezero.Dataset, dezero.Dataset, tuple[int, ...]]:
         return 'spiral', dezero.datasets.Spiral(train=True), dezero.datasets.Spiral(train=False), (100, 3)
 
 
-def progress(loader: DataLoader, description: str) -> Iterable[tuple[np.ndarray, np.ndarray]]:
-    """``loader`` wrapped in a tqdm progress bar for one epoch, or ``loader`` itself without tqdm."""
+def progress(loader: DataLoader, description: str,
+             show: bool = True) -> Iterable[tuple[np.ndarray, np.ndarray]]:
+    """``loader`` wrapped in a tqdm progress bar for one epoch, or ``loader`` itself without tqdm
+    (or when not ``show``)."""
+    if not show:
+        return loader
     try:
         from tqdm import tqdm
     except ImportError:  # tqdm is the optional 'progress' extra: plain iteration without it
@@ -67,22 +73,31 @@ def main() -> None:
     parser.add_argument('--epochs', type=int, default=5)
     parser.add_argument('--batch-size', type=int, default=100)
     parser.add_argument('--lr', type=float, default=1e-3, help="Adam's alpha")
+    parser.add_argument('--distributed', action='store_true',
+                        help='train on every MPI rank (under mpiexec); --batch-size is per rank')
     args = parser.parse_args()
+    comm = create_communicator() if args.distributed else None
+    is_root = comm is None or comm.is_root  # rank 0 alone prints, shows progress and writes files
+    say = comm.print if comm else print
 
     np.random.seed(0)
     name, train_set, test_set, sizes = load_data()
-    train_loader = DataLoader(train_set, args.batch_size)
+    train_loader = (DistributedDataLoader(train_set, args.batch_size, comm) if comm else
+                    DataLoader(train_set, args.batch_size))
     test_loader = DataLoader(test_set, args.batch_size, shuffle=False)
     model = MLP(sizes, activation=F.relu)
     optimizer = optimizers.Adam(alpha=args.lr).setup(model)
-    print(f'{name}: {len(train_set)} training and {len(test_set)} test samples; '
-          f'MLP {sizes} with ReLU, Adam(alpha={args.lr}), batch {args.batch_size}')
+    if comm:  # averages the gradients over the ranks before each Adam step
+        optimizer = DistributedOptimizer(optimizer, comm)
+    say(f'{name}: {len(train_set)} training and {len(test_set)} test samples; '
+        f'MLP {sizes} with ReLU, Adam(alpha={args.lr}), batch {args.batch_size}'
+        + (f' per rank on {comm.size} ranks (global batch {comm.size * args.batch_size})' if comm else ''))
 
     history: dict[str, list[float]] = {'train_loss': [], 'train_acc': [], 'test_loss': [], 'test_acc': []}
     start = time.perf_counter()
     for epoch in range(1, args.epochs + 1):
         total_loss = total_acc = 0.0
-        for x, t in progress(train_loader, f'epoch {epoch}/{args.epochs}'):
+        for x, t in progress(train_loader, f'epoch {epoch}/{args.epochs}', show=is_root):
             y = model(x)
             loss = F.softmax_cross_entropy(y, t)
             model.cleargrads()
@@ -90,15 +105,20 @@ def main() -> None:
             optimizer.update()
             total_loss += float(loss.data) * len(t)
             total_acc += float(F.accuracy(y, t).data) * len(t)
-        history['train_loss'].append(total_loss / len(train_set))
-        history['train_acc'].append(total_acc / len(train_set))
-        test_loss, test_acc = evaluate(model, test_loader)
+        seen = len(train_set)
+        if comm:  # each rank saw its shard: the epoch's figures are sums over the ranks
+            total_loss, total_acc, seen = comm.allreduce([total_loss, total_acc, train_loader.shard_size])
+        history['train_loss'].append(total_loss / seen)
+        history['train_acc'].append(total_acc / seen)
+        test_loss, test_acc = evaluate(model, test_loader)  # whole test set; replicas are identical
         history['test_loss'].append(test_loss)
         history['test_acc'].append(test_acc)
-        print(f'epoch {epoch}: train loss {history["train_loss"][-1]:.4f}, '
-              f'accuracy {history["train_acc"][-1]:.4f} | test loss {test_loss:.4f}, '
-              f'accuracy {test_acc:.4f} | {time.perf_counter() - start:.1f} s')
+        say(f'epoch {epoch}: train loss {history["train_loss"][-1]:.4f}, '
+            f'accuracy {history["train_acc"][-1]:.4f} | test loss {test_loss:.4f}, '
+            f'accuracy {test_acc:.4f} | {time.perf_counter() - start:.1f} s')
 
+    if not is_root:
+        return
     os.makedirs(OUT_DIR, exist_ok=True)
     weights_path = os.path.join(OUT_DIR, f'{name}_mlp.npz')
     plot_path = os.path.join(OUT_DIR, f'{name}_curves.png')
