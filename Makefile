@@ -39,6 +39,7 @@ bench: $(VENV)/.dev-installed
 	$(BIN)/python benchmarks/overhead.py
 	$(BIN)/python benchmarks/mlp.py
 	$(BIN)/python benchmarks/cnn.py
+	$(BIN)/python benchmarks/distributed.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

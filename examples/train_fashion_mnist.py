@@ -1,6 +1,7 @@
 """The main job: train an MLP classifier on Fashion-MNIST, evaluate it, save weights and plot curves.
 
-Run with ``make demo`` (or ``python examples/train_fashion_mnist.py``). Uses Debian's
+Run with ``make demo`` (or ``python examples/train_fashion_mnist.py``; on several processes with
+``mpiexec -n 2 python examples/train_fashion_mnist.py --distributed``). Uses Debian's
 ``dataset-fashion-mnist`` files (or the same IDX files in ``~/.dezero``); without them it trains on the
 Spiral dataset instead and says so. Writes ``<out-dir>/<dataset>_mlp.npz`` and
 ``<out-dir>/<dataset>_curves.png``; ``--train-size``/``--test-size`` train and test on a prefix of
@@ -18,6 +19,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from _common import add_subset_options, example_parser, int_at_least, keep_first, progress
@@ -26,6 +28,7 @@ from _plotting import plot_training_curves
 import dezero
 import dezero.functions as F
 from dezero import DataLoader, optimizers
+from dezero.distributed import DistributedDataLoader, DistributedOptimizer, create_communicator
 from dezero.models import MLP
 
 
@@ -40,6 +43,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument('--out-dir', default='out', help='directory for the weights and the plot')
     parser.add_argument('--checkpoint', metavar='PATH', help='save a checkpoint there after every epoch')
     parser.add_argument('--resume', metavar='PATH', help='continue the run saved in this checkpoint')
+    parser.add_argument('--distributed', action='store_true',
+                        help='train on every MPI rank (start under mpiexec); --batch-size is per rank')
     return parser.parse_args(argv)
 
 
@@ -64,11 +69,16 @@ def load_data(train_size: int, test_size: int) -> tuple[str, dezero.Dataset, dez
 
 
 def train_epoch(model: dezero.Model, optimizer: optimizers.Optimizer, loader: DataLoader,
-                description: str) -> tuple[float, float]:
-    """One pass over ``loader`` with a progress bar; returns the mean training loss and accuracy."""
+                description: str, comm: Any = None) -> tuple[float, float]:
+    """One pass over ``loader`` with a progress bar; returns the mean training loss and accuracy.
+
+    With an MPI communicator ``comm`` each rank passes over its shard, rank 0 alone shows the bar and
+    the figures returned are those of the whole epoch, summed over the ranks.
+    """
     total_loss = total_acc = 0.0
     count = 0
-    for x, t in progress(loader, description):
+    batches = progress(loader, description) if comm is None or comm.is_root else loader
+    for x, t in batches:
         y = model(x)
         loss = F.softmax_cross_entropy(y, t)
         model.cleargrads()
@@ -77,6 +87,8 @@ def train_epoch(model: dezero.Model, optimizer: optimizers.Optimizer, loader: Da
         total_loss += float(loss.data) * len(t)
         total_acc += float(F.accuracy(y, t).data) * len(t)
         count += len(t)
+    if comm is not None:
+        total_loss, total_acc, count = comm.allreduce([total_loss, total_acc, count])
     return total_loss / count, total_acc / count
 
 
@@ -107,34 +119,50 @@ def save_results(model: dezero.Model, history: dict[str, list[float]], name: str
 def main(argv: Sequence[str] | None = None) -> dict[str, list[float]]:
     """Train, evaluate after every epoch, save; returns the per-epoch history (losses, accuracies)."""
     args = parse_args(argv)
+    comm = create_communicator() if args.distributed else None
+    is_root = comm is None or comm.is_root  # rank 0 alone prints, shows progress and writes files
+    say = comm.print if comm else print
     name, train_set, test_set, sizes = load_data(args.train_size, args.test_size)
     np.random.seed(args.seed)  # after loading: Spiral seeds the generator itself, to match the book
-    train_loader = DataLoader(train_set, args.batch_size)
+    train_loader = (DistributedDataLoader(train_set, args.batch_size, comm) if comm else
+                    DataLoader(train_set, args.batch_size))
     test_loader = DataLoader(test_set, args.batch_size, shuffle=False)
     model = MLP(sizes, activation=F.relu)
     optimizer = optimizers.Adam(alpha=args.lr).setup(model)
-    print(f'{name}: {len(train_set)} training and {len(test_set)} test samples; '
-          f'MLP {sizes} with ReLU, Adam(alpha={args.lr}), batch {args.batch_size}')
+    if comm:  # averages the gradients over the ranks before each Adam step
+        optimizer = DistributedOptimizer(optimizer, comm)
+    say(f'{name}: {len(train_set)} training and {len(test_set)} test samples; '
+        f'MLP {sizes} with ReLU, Adam(alpha={args.lr}), batch {args.batch_size}'
+        + (f' per rank on {comm.size} ranks (global batch {comm.size * args.batch_size})' if comm else ''))
 
     history: dict[str, list[float]] = {'train_loss': [], 'train_acc': [], 'test_loss': [], 'test_acc': []}
+    # A distributed loader's order is fixed by its shared seed and the epoch number, so its position
+    # is not saved (each rank's shard differs); every rank reads the checkpoint rank 0 wrote.
+    checkpoint_loader = None if comm else train_loader
     first_epoch = 1
     if args.resume:
-        saved = dezero.load_checkpoint(args.resume, model, optimizer, train_loader)
+        saved = dezero.load_checkpoint(args.resume, model, optimizer, checkpoint_loader)
         first_epoch, history = saved['epoch'] + 1, saved['history']
-        print(f'resumed from {args.resume} after epoch {saved["epoch"]}')
+        if comm:
+            train_loader.epoch = saved['epoch'] - 1
+            train_loader.reset()
+        say(f'resumed from {args.resume} after epoch {saved["epoch"]}')
     start = time.perf_counter()
     for epoch in range(first_epoch, args.epochs + 1):
-        train_loss, train_acc = train_epoch(model, optimizer, train_loader, f'epoch {epoch}/{args.epochs}')
-        test_loss, test_acc = evaluate(model, test_loader)
+        train_loss, train_acc = train_epoch(model, optimizer, train_loader, f'epoch {epoch}/{args.epochs}',
+                                            comm)
+        test_loss, test_acc = evaluate(model, test_loader)  # the whole test set; replicas are identical
         for key, value in zip(history, (train_loss, train_acc, test_loss, test_acc)):
             history[key].append(value)
-        print(f'epoch {epoch}: train loss {train_loss:.4f}, accuracy {train_acc:.4f} | '
-              f'test loss {test_loss:.4f}, accuracy {test_acc:.4f} | {time.perf_counter() - start:.1f} s',
-              flush=True)
-        if args.checkpoint:
-            dezero.save_checkpoint(args.checkpoint, model, optimizer, train_loader, epoch=epoch,
+        say(f'epoch {epoch}: train loss {train_loss:.4f}, accuracy {train_acc:.4f} | '
+            f'test loss {test_loss:.4f}, accuracy {test_acc:.4f} | {time.perf_counter() - start:.1f} s',
+            flush=True)
+        if args.checkpoint and is_root:
+            dezero.save_checkpoint(args.checkpoint, model, optimizer, checkpoint_loader, epoch=epoch,
                                    history=history)
 
+    if not is_root:
+        return history
     weights_path, plot_path = save_results(model, history, name, args.out_dir)
     print(f'final test accuracy {history["test_acc"][-1]:.4f}; '
           f'weights saved to {weights_path}, curves plotted to {plot_path}')
