@@ -21,6 +21,7 @@ from dezero import (  # noqa: F401,E402  # noqa: F401,E402
     transforms,
     utils,
 )
+from dezero._threads import get_num_threads, set_num_threads  # noqa: F401
 from dezero.core import (  # noqa: F401
     Config,
     Function,

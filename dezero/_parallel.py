@@ -1,49 +1,145 @@
-"""Splitting large NumPy kernels over the cores: NumPy releases the GIL inside ufunc loops and copies,
-so slices of one array can be computed by several threads at once. Used by ops whose loops are
-memory- or stride-bound (relu, max pooling, im2col copies), where PyTorch uses every core too.
+"""dezero's parallel work, all in one pool: large elementwise kernels, GEMMs and convolution chunks.
+
+NumPy releases the GIL inside ufunc loops, copies and BLAS calls, so slices of one computation can run
+on several threads at once. Every parallel region runs ``parts`` pieces: the first on the calling
+thread, the others in a shared pool of ``get_num_threads() - 1`` workers, with BLAS kept to one thread
+per call (``dezero._threads``): so dezero never runs more busy threads than its thread count, and
+BLAS's own spinning workers never compete with the pool. A region started inside another runs inline.
+
+Without ``threadpoolctl`` BLAS cannot be limited, so dezero runs its kernels on the calling thread and
+its GEMMs as plain BLAS calls (BLAS's own threads do the parallel work).
 """
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
-# Elementwise kernels on NumPy arrays at least this large are split over the cores (see split_apply).
+from dezero import _threads
+
+# Elementwise kernels on NumPy arrays at least this large are split over the threads (split_apply).
 _SPLIT_MIN_SIZE = 1 << 18
-_WORKERS = (os.cpu_count() or 1) - 1  # the calling thread takes one part itself
+# A GEMM is split when each thread gets at least this many multiply-adds (m*n*k): below it, waking a
+# worker costs about as much as the work it takes over.
+_GEMM_MIN_WORK = 1 << 21
+
 _pool: ThreadPoolExecutor | None = None
-_pool_pid = 0
+_pool_key = (0, 0)  # (pid, workers) the pool was made for
+_inside_region = False
 
 
-def _thread_pool() -> ThreadPoolExecutor:
-    """The shared worker pool, created on first use and again in a forked child, which inherits
-    the pool object but not its threads (submitting to it there would wait forever)."""
-    global _pool, _pool_pid
-    if _pool is None or _pool_pid != os.getpid():
-        _pool, _pool_pid = ThreadPoolExecutor(_WORKERS), os.getpid()
+def _thread_pool(workers: int) -> ThreadPoolExecutor:
+    """The shared worker pool, made on first use, again when the thread count changes, and again in
+    a forked child, which inherits the pool object but not its threads (it would wait forever)."""
+    global _pool, _pool_key
+    key = (os.getpid(), workers)
+    if _pool is None or _pool_key != key:
+        if _pool is not None and _pool_key[0] == key[0]:
+            _pool.shutdown(wait=False)
+        _pool, _pool_key = ThreadPoolExecutor(workers, thread_name_prefix='dezero'), key
     return _pool
+
+
+def available_threads() -> int:
+    """How many threads a parallel region may use now: ``get_num_threads()``, or 1 inside another
+    region or when BLAS cannot be kept to one thread (no threadpoolctl)."""
+    if _inside_region or _threads.get_num_threads() == 1 or not _threads.blas_controllable():
+        return 1
+    return _threads.get_num_threads()
+
+
+def run_parts(body: Callable[[int, int], Any], parts: int) -> list[Any]:
+    """``[body(i, parts) for i in range(parts)]``, the parts run at once on ``parts`` threads (part 0
+    on the calling thread) with BLAS on one thread per call. ``parts`` must not exceed
+    ``available_threads()``; with 1 the body runs inline (BLAS still limited when dezero can)."""
+    global _inside_region
+    with _threads.single_threaded_blas:
+        if parts < 2 or _inside_region:
+            return [body(i, parts) for i in range(parts)]
+        _inside_region = True
+        try:
+            pool = _thread_pool(parts - 1)
+            futures = [pool.submit(body, i, parts) for i in range(1, parts)]
+            results = [body(0, parts)]
+            results.extend(future.result() for future in futures)
+        finally:
+            _inside_region = False
+    return results
+
+
+def part_bounds(length: int, part: int, parts: int, align: int = 1) -> tuple[int, int]:
+    """``[start, stop)`` of part ``part`` of ``parts`` near-equal pieces of ``range(length)``, the
+    boundaries rounded to multiples of ``align``."""
+    def bound(i: int) -> int:
+        return min(length, (length * i // parts + align - 1) // align * align) if i < parts else length
+    return bound(part), bound(part + 1)
 
 
 def split_apply(kernel: Callable[..., Any], *arrays: Any) -> None:
     """Run ``kernel(*arrays)``, a computation independent along axis 0 that writes its results into
     some of ``arrays`` (preallocated outputs, all of one length), in parallel over slices of axis 0.
 
-    NumPy releases the GIL inside ufunc loops, so large elementwise ops run on every core: one slice
-    in the calling thread, the others in a shared pool. Slicing axis 0 always gives views, so the
-    kernel's writes land in the outputs. Small arrays, or any CuPy array, get one ordinary call.
+    Slicing axis 0 always gives views, so the kernel's writes land in the outputs. Small arrays, CuPy
+    arrays, or a call inside another parallel region get one ordinary call.
     """
     first = arrays[0]
-    parts = min(_WORKERS + 1, first.size // _SPLIT_MIN_SIZE, first.shape[0] if first.ndim else 0)
+    if first.size < 2 * _SPLIT_MIN_SIZE or first.ndim == 0:
+        kernel(*arrays)
+        return
+    parts = min(available_threads(), first.size // _SPLIT_MIN_SIZE, first.shape[0])
     if parts < 2 or not all(isinstance(a, np.ndarray) and a.shape[:1] == first.shape[:1] for a in arrays):
         kernel(*arrays)
         return
-    bounds = [first.shape[0] * i // parts for i in range(parts + 1)]
-    pieces = [[a[start:stop] for a in arrays] for start, stop in zip(bounds[:-1], bounds[1:])]
-    pool = _thread_pool()
-    futures = [pool.submit(kernel, *piece) for piece in pieces[1:]]
-    kernel(*pieces[0])
-    for future in futures:
-        future.result()
+
+    def part_kernel(part: int, parts: int) -> None:
+        start, stop = part_bounds(first.shape[0], part, parts)
+        kernel(*[a[start:stop] for a in arrays])
+
+    run_parts(part_kernel, parts)
+
+
+def matmul(a: Any, b: Any, out: Any = None) -> Any:
+    """``a @ b`` (into ``out`` when given), split over the threads when large.
+
+    2-D products are split along the longer of the output's axes; stacked products whose batch shapes
+    agree are split along the batch. BLAS runs each piece on one thread. CuPy arrays, and NumPy
+    without threadpoolctl, get one plain ``matmul``.
+    """
+    if (not isinstance(a, np.ndarray) or not isinstance(b, np.ndarray) or a.ndim < 2 or b.ndim < 2
+            or not _threads.blas_controllable()):
+        return a @ b if out is None else np.matmul(a, b, out=out)
+    if out is None:
+        out = np.empty(np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], b.shape[-1]),
+                       dtype=np.result_type(a, b))
+    m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
+    batch = out.size // max(m * n, 1)
+    parts = min(available_threads(), max(1, batch * m * n * k // _GEMM_MIN_WORK))
+    if a.ndim > 2 or b.ndim > 2:
+        if a.shape[:-2] != b.shape[:-2] or a.shape[0] < parts:
+            parts = 1
+    if parts == 1:
+        with _threads.single_threaded_blas:
+            return np.matmul(a, b, out=out)
+    if a.ndim > 2 or b.ndim > 2:
+        def part_product(part: int, parts: int) -> None:
+            start, stop = part_bounds(a.shape[0], part, parts)
+            np.matmul(a[start:stop], b[start:stop], out=out[start:stop])
+    elif m >= n:
+        def part_product(part: int, parts: int) -> None:
+            start, stop = part_bounds(m, part, parts, align=8)
+            np.matmul(a[start:stop], b, out=out[start:stop])
+    else:
+        def part_product(part: int, parts: int) -> None:
+            start, stop = part_bounds(n, part, parts, align=16)
+            np.matmul(a, b[:, start:stop], out=out[:, start:stop])
+
+    run_parts(part_product, parts)
+    return out
+
+
+def chunk_groups(chunks: Sequence[Any], parts: int) -> list[Sequence[Any]]:
+    """``chunks`` cut into ``parts`` consecutive groups of near-equal length, one per thread."""
+    return [chunks[slice(*part_bounds(len(chunks), part, parts))] for part in range(parts)]

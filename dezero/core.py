@@ -143,6 +143,11 @@ class Variable:
         seen = {id(self.creator)}
         while pending:
             func = pending.pop()
+            if len(func.outputs) > 1:  # its other outputs (an LSTM step's cell) are behind too
+                for ref in func.outputs:
+                    y = ref()
+                    if y is not None and y is not self:
+                        y.creator = None
             for x in func.inputs:
                 creator = x.creator
                 if creator is not None:

@@ -15,9 +15,11 @@ from __future__ import annotations
 from typing import Any
 
 from dezero.core import Variable
+from dezero.cuda import get_array_module
 from dezero.layers.base import Layer, Linear
 from dezero.ops.activation import sigmoid
 from dezero.ops.math import tanh
+from dezero.ops.recurrent import lstm_step
 
 __all__ = ['RNN', 'LSTM', 'GRU']
 
@@ -101,22 +103,17 @@ class LSTM(Layer):
 
     def forward(self, x: Any) -> Variable:
         _check_step_input('LSTM', x, self.h)
-        h = self.h
-        if h is None:
-            f = sigmoid(self.x2f(x))
-            i = sigmoid(self.x2i(x))
-            o = sigmoid(self.x2o(x))
-            u = tanh(self.x2u(x))
-        else:
-            f = sigmoid(self.x2f(x) + self.h2f(h))
-            i = sigmoid(self.x2i(x) + self.h2i(h))
-            o = sigmoid(self.x2o(x) + self.h2o(h))
-            u = tanh(self.x2u(x) + self.h2u(h))
-        # The forget gate only matters when there is a cell to forget.
-        c_new = i * u if self.c is None else f * self.c + i * u
-        h_new = o * tanh(c_new)
-        self.h, self.c = h_new, c_new
-        return h_new
+        x_gates = (self.x2f, self.x2i, self.x2o, self.x2u)
+        for linear in x_gates:  # created at the first call, in the book's order
+            if linear.W.data is None:
+                linear.in_size = x.shape[1]
+                linear._init_W(get_array_module(x))
+        h_weights = None if self.h is None else [g.W for g in (self.h2f, self.h2i, self.h2o, self.h2u)]
+        # One fused Function per step (dezero.ops.recurrent); the forget gate only matters when
+        # there is a cell to forget.
+        self.h, self.c = lstm_step(x, self.h, self.c, [g.W for g in x_gates], [g.b for g in x_gates],
+                                   h_weights)
+        return self.h
 
 
 class GRU(Layer):

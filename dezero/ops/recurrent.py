@@ -1,0 +1,175 @@
+"""Fused recurrent cells: one LSTM time step as one Function, ``lstm_step``.
+
+Built from small ops, an LSTM step is about 25 Functions (eight projections, four activations, the
+cell update), each paying a call forward and one or more backward: at the small sizes of a recurrent
+network that bookkeeping is most of the time. ``LSTMStep`` computes the four gates with one GEMM for
+the input and one for the hidden state (the per-gate weights joined side by side, gates in the book's
+order f, i, o, u), then the cell update, and returns ``(h', c')``.
+
+One source of truth: the step's formulas are written once (``_lstm_cell`` forward, ``_lstm_grads``
+backward) over a small namespace of operations. Forward runs them on arrays. Backward runs them on
+arrays when no graph is recorded (``create_graph=False``, the training loop), reusing the gate values
+saved by forward; with ``create_graph=True`` it runs the same formulas on Variables with dezero's
+differentiable ops, recomputing the gates from the inputs, so that every dependence is in the graph
+and gradients of any order follow.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from dezero import _parallel
+from dezero.core import Config, Constant, Function, Variable
+from dezero.cuda import get_array_module
+from dezero.ops.activation import _sigmoid_array, sigmoid
+from dezero.ops.linalg import matmul
+from dezero.ops.math import tanh
+from dezero.ops.misc import concat
+from dezero.ops.reduction import sum as _sum
+
+__all__ = ['LSTMStep', 'lstm_step']
+
+
+class _ArrayOps:
+    """The formulas' operations on NumPy/CuPy arrays (nothing recorded)."""
+
+    def __init__(self, xp: Any) -> None:
+        self.xp = xp
+
+    def matmul(self, a: Any, b: Any) -> Any:
+        return _parallel.matmul(a, b)
+
+    def sigmoid(self, a: Any) -> Any:
+        return _sigmoid_array(a)
+
+    def tanh(self, a: Any) -> Any:
+        return self.xp.tanh(a)
+
+    def concat(self, parts: Sequence[Any], axis: int) -> Any:
+        return self.xp.concatenate(parts, axis=axis)
+
+    def sum_rows(self, a: Any) -> Any:
+        return a.sum(axis=0)
+
+
+class _VariableOps:
+    """The same operations as differentiable dezero ops on Variables."""
+
+    matmul = staticmethod(matmul)
+    sigmoid = staticmethod(sigmoid)
+    tanh = staticmethod(tanh)
+
+    @staticmethod
+    def concat(parts: Sequence[Any], axis: int) -> Variable:
+        return concat(parts, axis=axis)
+
+    @staticmethod
+    def sum_rows(a: Variable) -> Variable:
+        return _sum(a, axis=0)
+
+
+def _lstm_cell(ops: Any, x: Any, h: Any, c: Any, W_x: Any, b_x: Any, W_h: Any) -> tuple[Any, ...]:
+    """Forward formulas: ``(h', c', sig, u, tanh(c'))`` with ``sig = σ([a_f, a_i, a_o])`` ``(N, 3H)``,
+    ``u = tanh(a_u)``, ``a = x @ W_x + b_x + h @ W_h``; ``h`` and ``c`` may be None (a fresh state)."""
+    a = ops.matmul(x, W_x) + b_x
+    if h is not None:
+        a = a + ops.matmul(h, W_h)
+    H = a.shape[1] // 4
+    sig, u = ops.sigmoid(a[:, :3 * H]), ops.tanh(a[:, 3 * H:])
+    i, o = sig[:, H:2 * H], sig[:, 2 * H:]
+    c_new = i * u if c is None else sig[:, :H] * c + i * u
+    tanh_c = ops.tanh(c_new)
+    return o * tanh_c, c_new, sig, u, tanh_c
+
+
+def _lstm_grads(ops: Any, gh: Any, gc: Any, x: Any, h: Any, c: Any, W_x: Any, W_h: Any, sig: Any,
+                u: Any, tanh_c: Any, need_x: bool) -> tuple[Any, ...]:
+    """Backward formulas: ``(gx, gh, gc, gW_x, gb_x, gW_h)`` of one step from the output gradients
+    ``gh``, ``gc`` (None for an absent input: ``x`` when ``need_x`` is False, or a fresh state)."""
+    H = u.shape[1]
+    f, i, o = sig[:, :H], sig[:, H:2 * H], sig[:, 2 * H:]
+    g_cell = gc + gh * o * (1 - tanh_c * tanh_c)
+    g_f = g_cell * c if c is not None else g_cell * 0
+    g_sig = ops.concat([g_f, g_cell * u, gh * tanh_c], axis=1) * sig * (1 - sig)
+    g_a = ops.concat([g_sig, g_cell * i * (1 - u * u)], axis=1)
+    gx = ops.matmul(g_a, W_x.T) if need_x else None
+    gh_prev = None if h is None else ops.matmul(g_a, W_h.T)
+    gc_prev = None if c is None else g_cell * f
+    gW_h = None if h is None else ops.matmul(h.T, g_a)
+    return gx, gh_prev, gc_prev, ops.matmul(x.T, g_a), ops.sum_rows(g_a), gW_h
+
+
+class LSTMStep(Function):
+    """One LSTM step: inputs ``x (N, in)``, then ``h (N, H)`` and ``c (N, H)`` when the state has them,
+    the four input weights ``(in, H)``, the four biases ``(H,)`` and, with ``h``, the four hidden
+    weights ``(H, H)``, each in gate order f, i, o, u; outputs ``h' (N, H)`` and ``c' (N, H)``."""
+
+    def __init__(self, has_h: bool, has_c: bool) -> None:
+        self.has_h = has_h
+        self.has_c = has_c
+
+    def _split(self, inputs: Sequence[Any]) -> tuple[Any, Any, Any, Sequence[Any], Sequence[Any],
+                                                     Sequence[Any] | None]:
+        x, rest = inputs[0], list(inputs[1:])
+        h = rest.pop(0) if self.has_h else None
+        c = rest.pop(0) if self.has_c else None
+        return x, h, c, rest[:4], rest[4:8], (rest[8:12] if self.has_h else None)
+
+    def forward(self, *inputs: Any) -> tuple[Any, Any]:
+        xp = get_array_module(inputs[0])
+        x, h, c, W_xs, b_xs, W_hs = self._split(inputs)
+        W_x, b_x = xp.concatenate(W_xs, axis=1), xp.concatenate(b_xs)
+        W_h = None if W_hs is None else xp.concatenate(W_hs, axis=1)
+        h_new, c_new, sig, u, tanh_c = _lstm_cell(_ArrayOps(xp), x, h, c, W_x, b_x, W_h)
+        # What the first-order backward reads; the create_graph one recomputes it as Variables.
+        self.saved = (W_x, W_h, sig, u, tanh_c)
+        return h_new, c_new
+
+    def backward(self, gh: Variable | None, gc: Variable | None) -> tuple[Variable | None, ...]:
+        x, h, c, W_xs, b_xs, W_hs = self._split(self.inputs)
+        need_x = x.__class__ is not Constant
+        if Config.enable_backprop:
+            ops: Any = _VariableOps
+            W_x, b_x = concat(W_xs, axis=1), concat(b_xs, axis=0)
+            W_h = None if W_hs is None else concat(W_hs, axis=1)
+            _, _, sig, u, tanh_c = _lstm_cell(ops, x, h, c, W_x, b_x, W_h)
+            zero = Variable(get_array_module(x.data).zeros(u.shape, dtype=u.dtype))
+        else:
+            ops = _ArrayOps(get_array_module(x.data))
+            W_x, W_h, sig, u, tanh_c = self.saved
+            x, h, c = x.data, None if h is None else h.data, None if c is None else c.data
+            gh, gc = None if gh is None else gh.data, None if gc is None else gc.data
+            zero = ops.xp.zeros(u.shape, dtype=u.dtype)
+        grads = _lstm_grads(ops, zero if gh is None else gh, zero if gc is None else gc, x, h, c,
+                            W_x, W_h, sig, u, tanh_c, need_x)
+        gx, gh_prev, gc_prev, gW_x, gb_x, gW_h = grads
+        H = u.shape[1]
+        gates = [slice(k * H, (k + 1) * H) for k in range(4)]
+        param_grads = [gW_x[:, g] for g in gates] + [gb_x[g] for g in gates]
+        if gW_h is not None:
+            param_grads += [gW_h[:, g] for g in gates]
+        if not self.has_c:  # without a cell to forget, f is unused: its weights get no gradient
+            for k in range(0, len(param_grads), 4):
+                param_grads[k] = None
+        state_grads = [g for g, present in ((gh_prev, self.has_h), (gc_prev, self.has_c)) if present]
+        out = [gx, *state_grads, *param_grads]
+        if not Config.enable_backprop:
+            out = [None if g is None else Variable(g) for g in out]
+        return tuple(out)
+
+
+def lstm_step(x: Any, h: Any, c: Any, W_x: Sequence[Any], b_x: Sequence[Any],
+              W_h: Sequence[Any] | None) -> tuple[Variable, Variable]:
+    """One LSTM step ``(h', c')`` from ``x (N, in)`` and the state ``h``, ``c`` ``(N, H)`` (None for a
+    fresh state: then ``W_h`` is not used and ``c' = i * u``).
+
+    ``W_x`` holds the four input weights ``(in, H)``, ``b_x`` the four biases ``(H,)``, ``W_h`` the four
+    hidden weights ``(H, H)``, each in gate order f, i, o, u: ``f, i, o = σ(x @ W_x[k] + b_x[k] + h @
+    W_h[k])``, ``u = tanh(...)``, ``c' = f * c + i * u``, ``h' = o * tanh(c')`` (the book's LSTM).
+    """
+    has_h = h is not None
+    inputs = [x] + ([h] if has_h else []) + ([c] if c is not None else []) + list(W_x) + list(b_x)
+    if has_h:
+        inputs += list(W_h)
+    h_new, c_new = LSTMStep(has_h, c is not None)(*inputs)
+    return h_new, c_new
