@@ -28,9 +28,7 @@ quick-test: $(VENV)/.dev-installed
 	$(BIN)/python -m pytest -n 2 -q -m 'not slow'
 
 bench: $(VENV)/.dev-installed
-	$(BIN)/python benchmarks/overhead.py
-	$(BIN)/python benchmarks/mlp.py
-	$(BIN)/python benchmarks/cnn.py
+	$(BIN)/python benchmarks/run.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -22,6 +22,8 @@ from dezero import _threads
 
 # Elementwise kernels on NumPy arrays at least this large are split over the threads (split_apply).
 _SPLIT_MIN_SIZE = 1 << 18
+# apply_blocked's blocks: a kernel's few arrays of this many elements stay in a core's L2 cache.
+_BLOCK = 1 << 16
 # A GEMM is split when each thread gets at least this many multiply-adds (m*n*k): below it, waking a
 # worker costs about as much as the work it takes over.
 _GEMM_MIN_WORK = 1 << 21
@@ -101,6 +103,35 @@ def split_apply(kernel: Callable[..., Any], *arrays: Any) -> None:
     run_parts(part_kernel, parts)
 
 
+def apply_blocked(kernel: Callable[..., Any], *arrays: Any) -> None:
+    """Run the elementwise ``kernel(*arrays)`` (same-size arrays; it writes its results into some of
+    them) block by block over the flattened arrays, the blocks shared among the threads.
+
+    A multi-pass kernel (an optimizer's update makes a dozen passes) then reads each block from
+    memory once and makes its other passes in cache. Arrays that are not C-contiguous, CuPy arrays
+    and small arrays get one ordinary call.
+    """
+    first = arrays[0]
+    if (first.size <= _BLOCK or not all(isinstance(a, np.ndarray) and a.flags.c_contiguous
+                                        and a.size == first.size for a in arrays)):
+        kernel(*arrays)
+        return
+    flat = [a.reshape(-1) for a in arrays]
+    blocks = -(-first.size // _BLOCK)
+
+    def part_kernel(part: int, parts: int) -> None:
+        start, stop = part_bounds(blocks, part, parts)
+        for block in range(start, stop):
+            where = slice(block * _BLOCK, (block + 1) * _BLOCK)
+            kernel(*[a[where] for a in flat])
+
+    parts = min(available_threads(), first.size // _SPLIT_MIN_SIZE)
+    if parts < 2:
+        part_kernel(0, 1)
+    else:
+        run_parts(part_kernel, parts)
+
+
 def matmul(a: Any, b: Any, out: Any = None) -> Any:
     """``a @ b`` (into ``out`` when given), split over the threads when large.
 
@@ -111,16 +142,19 @@ def matmul(a: Any, b: Any, out: Any = None) -> Any:
     if (not isinstance(a, np.ndarray) or not isinstance(b, np.ndarray) or a.ndim < 2 or b.ndim < 2
             or not _threads.blas_controllable()):
         return a @ b if out is None else np.matmul(a, b, out=out)
-    if out is None:
-        out = np.empty(np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], b.shape[-1]),
-                       dtype=np.result_type(a, b))
     m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
-    batch = out.size // max(m * n, 1)
-    parts = min(available_threads(), max(1, batch * m * n * k // _GEMM_MIN_WORK))
-    if a.ndim > 2 or b.ndim > 2:
-        if a.shape[:-2] != b.shape[:-2] or a.shape[0] < parts:
-            parts = 1
-    if parts == 1:
+    if k == 1 and a.ndim == 2 and b.ndim == 2:  # an outer product: BLAS is slow at it
+        return np.multiply(a, b, out=out)
+    batch = max(a.size // max(m * k, 1), b.size // max(k * n, 1))
+    parts = min(available_threads(), batch * m * n * k // _GEMM_MIN_WORK)
+    if parts < 2:  # the common small case, with the least overhead
+        with _threads.single_threaded_blas:
+            return a @ b if out is None else np.matmul(a, b, out=out)
+    if out is None:
+        batch_shape = a.shape[:-2] if a.shape[:-2] == b.shape[:-2] else np.broadcast_shapes(
+            a.shape[:-2], b.shape[:-2])
+        out = np.empty(batch_shape + (m, n), dtype=np.result_type(a, b))
+    if (a.ndim > 2 or b.ndim > 2) and (a.shape[:-2] != b.shape[:-2] or a.shape[0] < parts):
         with _threads.single_threaded_blas:
             return np.matmul(a, b, out=out)
     if a.ndim > 2 or b.ndim > 2:

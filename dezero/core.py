@@ -197,9 +197,11 @@ class Variable:
                         continue
                     if x.grad is None:
                         x.grad = gx
-                    else:
+                    elif create_graph:
                         # A new Variable, never ``+=``: two gradients may share one array.
                         x.grad = x.grad + gx
+                    else:  # the same sum, without an Add op when nothing is recorded
+                        x.grad = Variable(as_array(x.grad.data + gx.data))
                     x_creator = x.creator
                     if x_creator is not None and x_creator not in seen:
                         seen.add(x_creator)

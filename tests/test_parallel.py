@@ -40,6 +40,17 @@ def test_split_matmul_equals_numpy(many_threads, a_shape, b_shape):
     np.testing.assert_allclose(out, a @ b, rtol=1e-12)
 
 
+def test_apply_blocked_visits_every_block_once(many_threads, monkeypatch):
+    monkeypatch.setattr(_parallel, '_BLOCK', 3)
+    x = np.arange(20.0).reshape(4, 5)
+    out = np.zeros_like(x)
+    _parallel.apply_blocked(lambda x, out: np.add(out, x + 1, out=out), x, out)
+    np.testing.assert_array_equal(out, x + 1)
+    strided = np.zeros((4, 10))[:, ::2]  # not contiguous: one whole call, still correct
+    _parallel.apply_blocked(lambda x, out: np.add(out, x, out=out), x, strided)
+    np.testing.assert_array_equal(strided, x)
+
+
 def test_split_apply_on_more_threads_than_rows(many_threads):
     x = np.arange(6.0).reshape(3, 2)
     out = np.empty_like(x)
