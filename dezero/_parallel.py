@@ -143,7 +143,7 @@ def matmul(a: Any, b: Any, out: Any = None) -> Any:
             or not _threads.blas_controllable()):
         return a @ b if out is None else np.matmul(a, b, out=out)
     m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
-    if k == 1 and a.ndim == 2 and b.ndim == 2:  # an outer product: BLAS is slow at it
+    if k == 1:  # outer products (broadcast over the batch axes like matmul): BLAS is slow at them
         return np.multiply(a, b, out=out)
     batch = max(a.size // max(m * k, 1), b.size // max(k * n, 1))
     parts = min(available_threads(), batch * m * n * k // _GEMM_MIN_WORK)
