@@ -78,3 +78,18 @@ def test_conv_family_on_four_threads_matches_one_thread(monkeypatch, chunk_bytes
     monkeypatch.setattr(conv_module, '_CHUNK_BYTES', chunk_bytes)
     for ours, expected in zip(run(), serial):
         np.testing.assert_allclose(ours, expected, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize('threads', [1, 4])
+def test_product_with_a_transposed_right_operand(monkeypatch, threads):
+    """``gy @ W.T`` with a long inner axis goes through ``(W @ gy.T).T``; same values, C order."""
+    monkeypatch.setattr(_threads, '_num_threads', threads)
+    monkeypatch.setattr(_parallel, '_GEMM_MIN_WORK', 1)
+    rng = np.random.default_rng(2)
+    gy, W = rng.standard_normal((7, 600)), rng.standard_normal((5, 600))
+    product = _parallel.matmul(gy, W.T)
+    assert product.flags.c_contiguous
+    np.testing.assert_allclose(product, gy @ W.T, rtol=1e-12)
+    out = np.empty((7, 5))
+    assert _parallel.matmul(gy, W.T, out=out) is out
+    np.testing.assert_allclose(out, gy @ W.T, rtol=1e-12)
