@@ -149,10 +149,11 @@ def matmul(a: Any, b: Any, out: Any = None) -> Any:
     m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
     if k == 1:  # outer products (broadcast over the batch axes like matmul): BLAS is slow at them
         return np.multiply(a, b, out=out)
-    if (a.ndim == 2 and b.ndim == 2 and k >= _TRANSPOSE_MIN_K and b.flags.f_contiguous
-            and not b.flags.c_contiguous and a.flags.c_contiguous):
-        # ``a @ W.T`` (a layer's input gradient): OpenBLAS multiplies by a transposed right operand
-        # 20-30% slower than ``W @ a.T``, so compute that and transpose it (cheap when k is long).
+    if (a.ndim == 2 and b.ndim == 2 and k >= _TRANSPOSE_MIN_K and b.size > a.size
+            and b.flags.f_contiguous and not b.flags.c_contiguous and a.flags.c_contiguous):
+        # ``a @ W.T`` (a layer's input gradient): OpenBLAS multiplies by a large transposed right
+        # operand 20-30% slower than ``W @ a.T``, so compute that and transpose it (cheap when k is
+        # long).
         product = matmul(b.T, a.T)
         if out is None:
             return np.ascontiguousarray(product.T)

@@ -86,10 +86,10 @@ def test_product_with_a_transposed_right_operand(monkeypatch, threads):
     monkeypatch.setattr(_threads, '_num_threads', threads)
     monkeypatch.setattr(_parallel, '_GEMM_MIN_WORK', 1)
     rng = np.random.default_rng(2)
-    gy, W = rng.standard_normal((7, 600)), rng.standard_normal((5, 600))
+    gy, W = rng.standard_normal((7, 600)), rng.standard_normal((50, 600))
     product = _parallel.matmul(gy, W.T)
     assert product.flags.c_contiguous
     np.testing.assert_allclose(product, gy @ W.T, rtol=1e-12)
-    out = np.empty((7, 5))
+    out = np.empty((7, 50))
     assert _parallel.matmul(gy, W.T, out=out) is out
     np.testing.assert_allclose(out, gy @ W.T, rtol=1e-12)
