@@ -38,8 +38,9 @@ _inside_region = False
 
 
 def _thread_pool(workers: int) -> ThreadPoolExecutor:
-    """The shared worker pool, made on first use, again when the thread count changes, and again in
-    a forked child, which inherits the pool object but not its threads (it would wait forever)."""
+    """The shared pool of ``workers`` threads (``get_num_threads() - 1``; a region may use fewer),
+    made on first use, again when the thread count changes, and again in a forked child, which
+    inherits the pool object but not its threads (it would wait forever)."""
     global _pool, _pool_key
     key = (os.getpid(), workers)
     if _pool is None or _pool_key != key:
@@ -67,7 +68,7 @@ def run_parts(body: Callable[[int, int], Any], parts: int) -> list[Any]:
             return [body(i, parts) for i in range(parts)]
         _inside_region = True
         try:
-            pool = _thread_pool(parts - 1)
+            pool = _thread_pool(max(parts, _threads.get_num_threads()) - 1)
             futures = [pool.submit(body, i, parts) for i in range(1, parts)]
             results = [body(0, parts)]
             results.extend(future.result() for future in futures)
