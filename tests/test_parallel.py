@@ -93,3 +93,15 @@ def test_product_with_a_transposed_right_operand(monkeypatch, threads):
     out = np.empty((7, 50))
     assert _parallel.matmul(gy, W.T, out=out) is out
     np.testing.assert_allclose(out, gy @ W.T, rtol=1e-12)
+
+
+def test_an_error_in_any_part_is_raised_and_the_workers_stay_usable(many_threads):
+    def body(part, parts):
+        if part == 2:
+            raise ValueError(f'part {part} failed')
+        return part
+
+    with pytest.raises(ValueError, match='part 2 failed'):
+        _parallel.run_parts(body, 4)
+    assert _parallel.run_parts(lambda part, parts: part * 10, 4) == [0, 10, 20, 30]
+    assert not _parallel._region_lock.locked()
