@@ -18,9 +18,9 @@ import numpy as np
 SHAPES = {
     'mlp': [(100, 784, 1000, 2), (100, 1000, 1000, 3), (100, 1000, 10, 3)],
     'cnn': [(32, 9, 64 * 26 * 26, 2), (64, 288, 64 * 24 * 24, 3), (64, 9216, 128, 3), (64, 128, 10, 3)],
-    # per window: 30 steps of the hidden-state products (forward, hidden gradient, weight gradient),
-    # plus the input-side and Linear(1) products, which are tiny
-    'lstm': [(30, 100, 400, 30 * 2), (100, 30, 400, 30), (30, 1, 400, 30 * 2), (30, 100, 1, 30 * 3)],
+    # per window: 30 steps of the hidden-state products (forward, hidden gradient, weight gradient);
+    # the input-side products (in = 1: outer products) and Linear(1)'s are elementwise-sized
+    'lstm': [(30, 100, 400, 30 * 2), (100, 30, 400, 30)],
 }
 
 
