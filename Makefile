@@ -36,9 +36,7 @@ docs: $(VENV)/.docs-installed
 	$(BIN)/sphinx-build -W --keep-going -E -q -b html docs docs/_build/html
 
 bench: $(VENV)/.dev-installed
-	$(BIN)/python benchmarks/overhead.py
-	$(BIN)/python benchmarks/mlp.py
-	$(BIN)/python benchmarks/cnn.py
+	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/distributed.py
 
 clean:

@@ -24,6 +24,7 @@ from dezero import (  # noqa: F401,E402
     transforms,
     utils,
 )
+from dezero._threads import get_num_threads, set_num_threads  # noqa: F401
 from dezero.anomaly import detect_anomaly  # noqa: F401
 from dezero.checkpoint import load_checkpoint, save_checkpoint  # noqa: F401
 from dezero.core import (  # noqa: F401

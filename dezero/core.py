@@ -161,6 +161,11 @@ class Variable:
         seen = {id(self.creator)}
         while pending:
             func = pending.pop()
+            if len(func.outputs) > 1:  # its other outputs (an LSTM step's cell) are behind too
+                for ref in func.outputs:
+                    y = ref()
+                    if y is not None and y is not self:
+                        y.creator = None
             for x in func.inputs:
                 creator = x.creator
                 if creator is not None:
@@ -212,9 +217,11 @@ class Variable:
                         continue
                     if x.grad is None:
                         x.grad = gx
-                    else:
+                    elif create_graph:
                         # A new Variable, never ``+=``: two gradients may share one array.
                         x.grad = x.grad + gx
+                    else:  # the same sum, without an Add op when nothing is recorded
+                        x.grad = Variable(as_array(x.grad.data + gx.data))
                     x_creator = x.creator
                     if x_creator is not None and x_creator not in seen:
                         seen.add(x_creator)

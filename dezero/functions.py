@@ -29,5 +29,6 @@ from dezero.ops.math import *  # noqa: F401,F403
 from dezero.ops.misc import *  # noqa: F401,F403
 from dezero.ops.normalization import *  # noqa: F401,F403
 from dezero.ops.pooling import *  # noqa: F401,F403
+from dezero.ops.recurrent import *  # noqa: F401,F403
 from dezero.ops.reduction import *  # noqa: F401,F403
 from dezero.ops.shape import *  # noqa: F401,F403

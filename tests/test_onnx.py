@@ -182,6 +182,20 @@ class UnrolledLSTM(Model):
         return F.concat([self.net(x[:, t, :]) for t in range(self.steps)], axis=1)
 
 
+class UnrolledGRU(Model):
+    """A GRU and a Linear head run over ``steps`` steps of ``x (N, T, 3)`` (the fused GRU step)."""
+
+    def __init__(self, steps: int = 6, hidden_size: int = 8) -> None:
+        super().__init__()
+        self.gru = L.GRU(hidden_size)
+        self.fc = L.Linear(2)
+        self.steps = steps
+
+    def forward(self, x: Variable) -> Variable:
+        self.gru.reset_state()
+        return F.concat([self.fc(self.gru(x[:, t, :])) for t in range(self.steps)], axis=1)
+
+
 class VAEDecoder(Model):
     """The decoder of examples/vae_fashion_mnist.py: ``(N, 16)`` codes → ``(N, 784)`` pixels."""
 
@@ -207,6 +221,7 @@ NETWORKS = {
                     (rand(3, 1, 28, 28, seed=1),)),
     'squeezenet': (dezero.models.SqueezeNet, (rand(2, 3, 64, 64),), (rand(3, 3, 64, 64, seed=1),)),
     'lstm_10_steps': (UnrolledLSTM, (rand(2, 10, 1),), (rand(4, 10, 1, seed=1),)),
+    'gru_6_steps': (UnrolledGRU, (rand(2, 6, 3),), (rand(4, 6, 3, seed=1),)),
     'vae_decoder': (VAEDecoder, (rand(2, 16),), (rand(5, 16, seed=1),)),
     'resnet50': (_resnet50, (rand(2, 3, 32, 32),), (rand(3, 3, 32, 32, seed=1),)),
 }

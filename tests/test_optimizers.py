@@ -326,7 +326,8 @@ def test_updates_split_over_threads_give_the_same_trajectory(monkeypatch, make):
 
     serial = trajectory()
     monkeypatch.setattr(dezero._parallel, '_SPLIT_MIN_SIZE', 1)
-    monkeypatch.setattr(dezero._parallel, '_WORKERS', 3)
+    monkeypatch.setattr(dezero._parallel, '_BLOCK', 7)  # blocks of 7 of the 80 elements
+    monkeypatch.setattr(dezero._threads, '_num_threads', 4)
     split = trajectory()
     np.testing.assert_array_equal(split, serial)
     assert split.dtype == np.float32

@@ -16,9 +16,10 @@ from typing import Any
 
 from dezero._checks import describe, positive_int
 from dezero.core import Variable
+from dezero.cuda import get_array_module
 from dezero.layers.base import Layer, Linear
-from dezero.ops.activation import sigmoid
 from dezero.ops.math import tanh
+from dezero.ops.recurrent import gru_step, lstm_step
 
 __all__ = ['RNN', 'LSTM', 'GRU']
 
@@ -42,6 +43,15 @@ def _check_step_input(layer: str, x: Any, state: Variable | None) -> None:
     if state is not None and shape[0] != state.shape[0]:
         raise ValueError(f'{layer}: the input has a batch of {shape[0]} rows but the hidden state has '
                          f'{state.shape[0]}; call reset_state() before changing the batch size')
+
+
+def _build_input_weights(linears: Any, x: Any) -> None:
+    """Create the input projections' weights at the first call, from ``x``'s width, in the book's
+    order (so a seeded run draws the same weights as when each projection was called in turn)."""
+    for linear in linears:
+        if linear.W.data is None:
+            linear.in_size = x.shape[1]
+            linear._init_W(get_array_module(x))
 
 
 class RNN(Layer):
@@ -113,22 +123,14 @@ class LSTM(Layer):
 
     def forward(self, x: Any) -> Variable:
         _check_step_input('LSTM', x, self.h)
-        h = self.h
-        if h is None:
-            f = sigmoid(self.x2f(x))
-            i = sigmoid(self.x2i(x))
-            o = sigmoid(self.x2o(x))
-            u = tanh(self.x2u(x))
-        else:
-            f = sigmoid(self.x2f(x) + self.h2f(h))
-            i = sigmoid(self.x2i(x) + self.h2i(h))
-            o = sigmoid(self.x2o(x) + self.h2o(h))
-            u = tanh(self.x2u(x) + self.h2u(h))
-        # The forget gate only matters when there is a cell to forget.
-        c_new = i * u if self.c is None else f * self.c + i * u
-        h_new = o * tanh(c_new)
-        self.h, self.c = h_new, c_new
-        return h_new
+        x_gates = (self.x2f, self.x2i, self.x2o, self.x2u)
+        _build_input_weights(x_gates, x)
+        h_weights = None if self.h is None else [g.W for g in (self.h2f, self.h2i, self.h2o, self.h2u)]
+        # One fused Function per step (dezero.ops.recurrent); the forget gate only matters when
+        # there is a cell to forget.
+        self.h, self.c = lstm_step(x, self.h, self.c, [g.W for g in x_gates], [g.b for g in x_gates],
+                                   h_weights)
+        return self.h
 
 
 class GRU(Layer):
@@ -162,17 +164,10 @@ class GRU(Layer):
 
     def forward(self, x: Any) -> Variable:
         _check_step_input('GRU', x, self.h)
-        h = self.h
-        if h is None:
-            # h = 0: every h2* product vanishes but h2n's bias, which the reset gate still scales.
-            r = sigmoid(self.x2r(x))
-            z = sigmoid(self.x2z(x))
-            n = tanh(self.x2n(x) + r * self.h2n.b)
-            h_new = (1 - z) * n
-        else:
-            r = sigmoid(self.x2r(x) + self.h2r(h))
-            z = sigmoid(self.x2z(x) + self.h2z(h))
-            n = tanh(self.x2n(x) + r * self.h2n(h))
-            h_new = (1 - z) * n + z * h
-        self.h = h_new
-        return h_new
+        x_gates = (self.x2r, self.x2z, self.x2n)
+        _build_input_weights(x_gates, x)
+        h_weights = None if self.h is None else [g.W for g in (self.h2r, self.h2z, self.h2n)]
+        # One fused Function per step (dezero.ops.recurrent); for a fresh state (h = 0) every h2*
+        # product vanishes but h2n's bias, which the reset gate still scales.
+        self.h = gru_step(x, self.h, [g.W for g in x_gates], [g.b for g in x_gates], h_weights, self.h2n.b)
+        return self.h

@@ -28,7 +28,7 @@ from dezero.core import Function, Parameter, Variable, using_config
 from dezero.cuda import array_types, as_numpy
 from dezero.layers.base import Layer
 from dezero.onnx._common import MAX_OPSET, MIN_EXPORT_OPSET, onnx_elem_type
-from dezero.ops import activation, conv, linalg, loss, misc, pooling, reduction, shape
+from dezero.ops import activation, conv, linalg, loss, misc, pooling, recurrent, reduction, shape
 from dezero.ops import math as math_ops
 from dezero.utils import get_deconv_outsize
 
@@ -468,6 +468,54 @@ def _emit_binary_cross_entropy(g: _Graph, f: Function, xs: list, ys: list) -> No
     g.node('Div', [total, _batch_count(g, xs[0], len(p), g.is_batched(p), p.dtype)], ys)
 
 
+def _recurrent_inputs(f: Function, xs: list, gates: int, has_c: bool) -> tuple[str, str | None,
+                                                                              str | None, list, list, list]:
+    """The ONNX names of a fused recurrent step's inputs, in the order its Function takes them:
+    ``(x, h, c, W_x per gate, b_x per gate, W_h per gate)`` (None or [] for what the state lacks)."""
+    rest = list(xs[1:])
+    h = rest.pop(0) if f.has_h else None
+    c = rest.pop(0) if has_c else None
+    W_x, b_x = rest[:gates], rest[gates:2 * gates]
+    W_h = rest[2 * gates:3 * gates] if f.has_h else []
+    return xs[0], h, c, W_x, b_x, W_h
+
+
+def _emit_lstm_step(g: _Graph, f: Function, xs: list, ys: list) -> None:
+    """The fused LSTM step as its gates: ``a_k = x @ W_x[k] + b_x[k] (+ h @ W_h[k])`` for f, i, o, u;
+    ``c' = σ(a_f) * c + σ(a_i) * tanh(a_u)``, ``h' = σ(a_o) * tanh(c')``."""
+    x, h, c, W_x, b_x, W_h = _recurrent_inputs(f, xs, 4, f.has_c)
+    gates = []
+    for k in range(4):
+        a = g.one('Gemm', [x, W_x[k], b_x[k]])
+        gates.append(a if h is None else g.one('Add', [a, g.one('MatMul', [h, W_h[k]])]))
+    input_, output = (g.one('Sigmoid', [a]) for a in gates[1:3])
+    new = g.one('Mul', [input_, g.one('Tanh', [gates[3]])])
+    if c is None:
+        g.one('Identity', [new], ys[1])
+    else:
+        g.one('Add', [g.one('Mul', [g.one('Sigmoid', [gates[0]]), c]), new], ys[1])
+    g.one('Mul', [output, g.one('Tanh', [ys[1]])], ys[0])
+
+
+def _emit_gru_step(g: _Graph, f: Function, xs: list, ys: list) -> None:
+    """The fused GRU step (PyTorch's formulation): ``r, z = σ(x @ W_x + b_x (+ h @ W_h))``,
+    ``n = tanh(x @ W_x[n] + b_x[n] + r * (h @ W_h[n] + b_hn))``, ``h' = n + z * (h - n)``."""
+    x, h, _, W_x, b_x, W_h = _recurrent_inputs(f, xs, 3, False)
+    b_hn = xs[-1]
+    a = [g.one('Gemm', [x, W_x[k], b_x[k]]) for k in range(3)]
+    if h is None:
+        r, z = (g.one('Sigmoid', [a[k]]) for k in range(2))
+        hn = b_hn
+    else:
+        r, z = (g.one('Sigmoid', [g.one('Add', [a[k], g.one('MatMul', [h, W_h[k]])])]) for k in range(2))
+        hn = g.one('Gemm', [h, W_h[2], b_hn])
+    n = g.one('Tanh', [g.one('Add', [a[2], g.one('Mul', [r, hn])])])
+    if h is None:
+        g.one('Sub', [n, g.one('Mul', [z, n])], ys[0])
+    else:
+        g.one('Add', [n, g.one('Mul', [z, g.one('Sub', [h, n])])], ys[0])
+
+
 _EMITTERS: dict[type, Emitter] = {
     # arithmetic (dezero.core)
     core.Add: _binary('Add'),
@@ -520,6 +568,8 @@ _EMITTERS: dict[type, Emitter] = {
     conv.Deconv2d: _emit_deconv2d,
     pooling.Pooling: _emit_max_pooling,
     pooling.AveragePooling: _emit_average_pooling,
+    recurrent.LSTMStep: _emit_lstm_step,
+    recurrent.GRUStep: _emit_gru_step,
     # losses (labels and targets given as example inputs stay graph inputs)
     loss.MeanSquaredError: _emit_mean_squared_error,
     loss.SoftmaxCrossEntropy: _emit_softmax_cross_entropy,

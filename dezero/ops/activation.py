@@ -23,9 +23,15 @@ __all__ = ['Sigmoid', 'ReLU', 'ReLUGrad', 'LeakyReLU', 'Softmax', 'LogSoftmax', 
 def _sigmoid_array(x: Any) -> Any:
     """``1 / (1 + exp(-x))`` without overflow and with full relative precision on both tails."""
     xp = get_array_module(x)
-    e = xp.exp(-xp.abs(x))  # in (0, 1]: never overflows
-    # x >= 0: 1 / (1 + e);  x < 0: e / (1 + e) = exp(x) / (1 + exp(x)), exact where y is tiny.
-    return xp.where(x >= 0, 1, e) / (1 + e)
+    e = xp.abs(x)
+    xp.negative(e, out=e)
+    xp.exp(e, out=e)  # exp(-|x|) in (0, 1]: never overflows
+    # x >= 0: 1 / (1 + e);  x < 0: e / (1 + e) = exp(x) / (1 + exp(x)), exact where y is tiny. As
+    # e <= 1, the numerator is max(e, x >= 0), cheaper than a ``where``.
+    y = xp.maximum(e, x >= 0)
+    e += 1
+    y /= e
+    return y
 
 
 def _softplus_array(x: Any) -> Any:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from dezero import _parallel
 from dezero.core import Constant, Function, Variable, _check_inputs, sum_to
 from dezero.ops.shape import reshape, transpose
 
@@ -22,7 +23,7 @@ class MatMul(Function):
             raise ValueError(f'matmul: shapes {x.shape} and {W.shape} are not aligned '
                              f'(x.shape[-1] must equal W.shape[-2])')
         try:
-            return x @ W
+            return _parallel.matmul(x, W)
         except ValueError:
             raise ValueError(f'matmul: batch dimensions of shapes {x.shape} and {W.shape} cannot be '
                              f'broadcast together') from None
@@ -71,7 +72,7 @@ class Linear(Function):
         if x.ndim != 2 or W.ndim != 2 or x.shape[1] != W.shape[0]:
             raise ValueError(f'linear: x of shape {x.shape} and W of shape {W.shape} do not fit '
                              f'(expected x (N, in) and W (in, out))')
-        y = x.dot(W)
+        y = _parallel.matmul(x, W)
         if b is not None:
             if b.shape != (W.shape[1],):
                 raise ValueError(f'linear: b of shape {b.shape} does not fit W of shape {W.shape} '

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from dezero._checks import check_callable, describe, in_range
-from dezero._parallel import split_apply
+from dezero._parallel import apply_blocked
 from dezero.core import Parameter, Variable
 from dezero.cuda import array_types, as_cupy, as_numpy, get_array_module
 
@@ -246,7 +246,7 @@ class SGD(Optimizer):
         self.lr = lr
 
     def update_one(self, param: Parameter) -> None:
-        split_apply(functools.partial(_sgd_step, float(self.lr)), param.data, param.grad.data)
+        apply_blocked(functools.partial(_sgd_step, float(self.lr)), param.data, param.grad.data)
 
 
 def _sgd_step(lr: float, param: Any, grad: Any) -> None:
@@ -412,8 +412,8 @@ class Adam(Optimizer):
 
     def update_one(self, param: Parameter) -> None:
         state = self._state(param)
-        # Each parameter's update runs over all cores: every array splits alike along axis 0.
-        split_apply(functools.partial(_adam_step, self.lr, float(self.beta1), float(self.beta2),
+        # Each parameter's update runs over all cores, block by block (its passes stay in cache).
+        apply_blocked(functools.partial(_adam_step, self.lr, float(self.beta1), float(self.beta2),
                                       float(self.eps), 1.0),
                     param.data, param.grad.data, state['m'], state['v'])
 
@@ -459,7 +459,7 @@ class AdamW(Adam):
         alpha = float(self.alpha)
         param.data *= 1.0 - alpha * float(self.weight_decay)
         state = self._state(param)
-        split_apply(functools.partial(_adam_step, alpha / (1.0 - math.pow(self.beta1, self.t)),
+        apply_blocked(functools.partial(_adam_step, alpha / (1.0 - math.pow(self.beta1, self.t)),
                                       float(self.beta1), float(self.beta2), float(self.eps),
                                       math.sqrt(1.0 - math.pow(self.beta2, self.t))),
                     param.data, param.grad.data, state['m'], state['v'])
