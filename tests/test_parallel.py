@@ -14,6 +14,7 @@ def many_threads(monkeypatch):
     monkeypatch.setattr(_threads, '_num_threads', 4)
     monkeypatch.setattr(_parallel, '_GEMM_MIN_WORK', 1)
     monkeypatch.setattr(_parallel, '_SPLIT_MIN_SIZE', 1)
+    monkeypatch.setattr(_parallel, '_BLOCKED_MIN_WORK', 1)
 
 
 def test_run_parts_returns_every_part_in_order(many_threads):
