@@ -76,7 +76,7 @@ def mean_squared_error(x0: Any, x1: Any) -> Variable:
     """
     name = 'mean_squared_error'
     try:
-        shape = np.broadcast_shapes(x0.shape, x1.shape)
+        shape = x0.shape if x0.shape == x1.shape else np.broadcast_shapes(x0.shape, x1.shape)
     except AttributeError:
         _check_inputs(name, (x0, x1))
         raise

@@ -197,8 +197,10 @@ def _lstm_grads(ops: Any, gh: Any, gc: Any, z: Any, c: Any, W_T: Any, gates: Any
     g_cell = gh * o * (1 - tanh_c * tanh_c)
     if gc is not None:
         g_cell = g_cell + gc
-    g_sig = [g_cell * u, gh * tanh_c] if c is None else [g_cell * c, g_cell * u, gh * tanh_c]
-    g_a = ops.concat([ops.stack(g_sig) * (sig * (1 - sig)), _one(g_cell * i * (1 - u * u))])
+    # The gradient reaching each gate times its derivative: σ(1 - σ) for f, i, o, 1 - u² for u.
+    d_sig = sig * (1 - sig)
+    reaching = [g_cell * u, gh * tanh_c] if c is None else [g_cell * c, g_cell * u, gh * tanh_c]
+    g_a = ops.stack([g * d_sig[k] for k, g in enumerate(reaching)] + [g_cell * i * (1 - u * u)])
     gz = ops.matmul(g_a, W_T).sum(axis=0) if need_z else None
     gc_prev = None if c is None else g_cell * sig[0]
     return gz, gc_prev, ops.matmul(z.T, g_a)
