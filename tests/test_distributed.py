@@ -30,6 +30,7 @@ import pytest
 import dezero.functions as F
 from dezero.distributed import DistributedDataLoader, shard_indices
 from dezero.distributed._buckets import plan_buckets
+from dezero.distributed._shared import _Layout, _slice_bounds
 from dezero.distributed.replicas import first_difference
 from tests.distributed_workers import cases
 
@@ -224,6 +225,33 @@ def test_first_difference_fill_missing_accepts_lazy_here_only() -> None:
                             True) == "'l1/W' is (4, 2) float64 on rank 1 but not created yet (None) on rank 0"
 
 
+@pytest.mark.parametrize('length,parts', [(0, 2), (1, 3), (7, 2), (21, 3), (1796016, 2)])
+def test_shared_memory_slices_cover_the_bucket_evenly(length: int, parts: int) -> None:
+    slices = _slice_bounds(length, parts)
+    assert len(slices) == parts and slices[0][0] == 0 and slices[-1][1] == length
+    assert all(a[1] == b[0] for a, b in zip(slices, slices[1:]))
+    lengths = [hi - lo for lo, hi in slices]
+    assert max(lengths) - min(lengths) <= 1
+
+
+def test_shared_memory_layout_keeps_every_array_apart_and_aligned() -> None:
+    buckets = plan_buckets([((5, 3), np.float32), ((7,), np.float64), ((1,), np.float64)], 64)
+    layout = _Layout(buckets, [3, 0, 0][:len(buckets)], ranks=3)
+    assert layout.region % 4096 == 0 and layout.result % 4096 == 0
+    assert layout.size == 3 * layout.region + 2 * layout.result
+    spans = []  # (start, stop) in bytes within one rank's region, then within one result
+    for offset, count, dtype in zip(layout.parts, layout.counts, layout.dtypes):
+        spans.append((offset, offset + count * dtype.itemsize))
+    for offset, slices, dtype in zip(layout.sums, layout.slices, layout.dtypes):
+        spans.append((offset, offset + max(hi - lo for lo, hi in slices) * dtype.itemsize))
+    spans.sort()
+    assert spans[0][0] >= 64 and spans[-1][1] <= layout.region  # after the flag, inside the region
+    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:])) and all(s % 64 == 0 for s, _ in spans)
+    ends = [offset + count * dtype.itemsize
+            for offset, count, dtype in zip(layout.results, layout.counts, layout.dtypes)]
+    assert all(end <= start for end, start in zip(ends, layout.results[1:])) and ends[-1] <= layout.result
+
+
 # =============================================================================
 # On two ranks: one launch of checks.py, many assertions
 # =============================================================================
@@ -287,22 +315,30 @@ def test_c_shards_are_disjoint_cover_the_epoch_and_match_in_length(ranks) -> Non
 
 
 @needs_mpi
+@pytest.mark.parametrize('way', ['shared', 'private', 'allreduce'])
 @pytest.mark.parametrize('case', list(cases.CASES))
-def test_a_b_two_ranks_on_half_batches_equal_one_process_on_the_whole(ranks, case: str) -> None:
+def test_a_b_two_ranks_on_half_batches_equal_one_process_on_the_whole(ranks, case: str, way: str) -> None:
+    """The gradients summed through shared memory into one result the ranks share (read-only), into a
+    private copy per rank (``private``: a hook of the user's is set), or with MPI Allreduce."""
     results, arrays, _ = ranks
     reference = cases.params_of(cases.train(case, rank=None))
     half_only = cases.params_of(cases.train(case, rank=0))
     for path, expected in reference.items():
-        rank0, rank1 = arrays[0][f'{case}/{path}'], arrays[1][f'{case}/{path}']
+        rank0, rank1 = arrays[0][f'{case}/{way}/{path}'], arrays[1][f'{case}/{way}/{path}']
         assert rank0.dtype == np.float64
         np.testing.assert_array_equal(rank0, rank1, err_msg=f'{case}: replicas differ at {path}')   # (a)
         np.testing.assert_allclose(rank0, expected, rtol=0, atol=1e-10, err_msg=f'{case}: {path}')  # (b)
     assert any(not np.allclose(reference[p], half_only[p]) for p in reference), \
         'training on half the batch gives the same result: the check cannot fail'
+    key = f'{case}/{way}'
     for r in results:
-        assert r[f'{case}/skipped'] == 0  # lazy weights seeded alike: nothing to resynchronise
-        assert r[f'{case}/allreduce_calls'] == cases.STEPS * r[f'{case}/buckets']
-    assert results[0][f'{case}/buckets'] == (3 if case == 'cnn_adam_wd_clip' else 1)
+        assert r[f'{key}/skipped'] == 0  # lazy weights seeded alike: nothing to resynchronise
+        assert r[f'{key}/allreduce_calls'] == cases.STEPS * r[f'{key}/buckets']
+        assert r[f'{key}/through_shared_memory'] == (way != 'allreduce')
+        # The read-only shared views are what update() leaves, unless a hook replaced them
+        # (WeightDecay in the CNN case gives every parameter a new gradient).
+        assert set(r[f'{key}/read_only']) == {way == 'shared' and case == 'mlp_sgd'}
+    assert results[0][f'{key}/buckets'] == (3 if case == 'cnn_adam_wd_clip' else 1)
 
 
 def test_the_cnn_case_really_clips() -> None:
@@ -393,9 +429,22 @@ def test_e_replicas_that_differ_raise_the_same_error_naming_the_parameter(ranks,
 
 
 @needs_mpi
-def test_bucket_buffers_are_reused_only_when_no_gradient_views_them(ranks) -> None:
+@pytest.mark.parametrize('way', ['shared', 'allreduce'])
+def test_results_are_reused_only_when_no_gradient_views_them(ranks, way: str) -> None:
+    """Five steps keeping the gradients of steps 1 and 2: step 2 cannot reuse step 1's result, and
+    step 3 neither of them; with shared memory, steps 0-2 share a read-only result with the other
+    rank (two exist) and steps 3-4 get private copies, since both shared results are held."""
     for r in ranks[0]:
-        assert r['buffer_reused'] and r['buffer_replaced_when_held'] and r['kept_gradient_intact']
+        reuse = r[f'reuse_{way}']
+        bases = reuse['bases']
+        assert bases[0] == bases[1] and bases[2] != bases[1] and bases[3] not in bases[1:3], bases
+        assert bases[4] == bases[3], bases
+        assert reuse['kept_intact']
+        shared = way == 'shared'
+        assert reuse['read_only'] == [shared, shared, shared, False, False]
+        assert reuse['write'] == ''  # the private copy of step 4 is writable
+        assert r['write_into_shared_result'].startswith('ValueError: ') and 'read-only' in \
+            r['write_into_shared_result']
 
 
 @needs_mpi
@@ -403,6 +452,61 @@ def test_optimizer_attributes_are_the_wrapped_ones(ranks) -> None:
     for r in ranks[0]:
         assert r['forwarded_lr'] == [0.5, 0.5] and r['forwarded_hooks'] == 1
         assert 'DistributedOptimizer(SGD).update: call setup(model) first' in r['update_before_setup']
+
+
+# =============================================================================
+# Summing on 3 and 4 ranks: shared memory (one machine, two simulated), the fallbacks
+# =============================================================================
+@pytest.fixture(scope='module', params=[3, 4])
+def more_ranks(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
+    """What each rank of ``averaging.py`` on 3 or 4 ranks recorded."""
+    if MPIEXEC is None or importlib.util.find_spec('mpi4py') is None:
+        pytest.skip("mpi4py or mpiexec not found: install the 'dist' extra (pip install 'dezero[dist]')")
+    n, out_dir = request.param, tmp_path_factory.mktemp(f'averaging{request.param}')
+    status, output, timed_out = mpirun([str(WORKERS / 'averaging.py'), str(out_dir)], timeout=120, n=n)
+    assert not timed_out and status == 0, f'averaging.py on {n} ranks failed:\n{output}'
+    assert output.count('averaging done') == 1, output
+    return [json.loads((out_dir / f'rank{r}.json').read_text()) for r in range(n)]
+
+
+# label: (through shared memory, read-only shared result); 'two_machines*' only on 4 ranks.
+WAYS = {'one_machine': (True, True), 'one_machine_private': (True, False), 'allreduce': (False, False),
+        'segment': (True, True), 'two_machines': (True, True), 'two_machines_private': (True, False),
+        'uneven_machines': (False, False), 'no_room': (False, False)}
+
+
+@needs_mpi
+def test_more_ranks_average_exactly_through_every_way(more_ranks: list[dict]) -> None:
+    """Per-rank gradients in float32 and float64 buckets (one with fewer elements than ranks),
+    averaged once per way: equal to the exact mean to rounding, identical on every rank; the way
+    taken is the one expected (two machines of two: hierarchical; machines of 3 and 1: Allreduce)."""
+    size = more_ranks[0]['size']
+    tolerance = {'a': 1e-6, 'c': 1e-6, 'b': 1e-15, 'd': 1e-15, 'rank1_lacks': 1e-15, 'tiny': 1e-15}
+    for label, (shared, read_only) in WAYS.items():
+        if label.endswith('machines') or label.endswith('machines_private'):
+            if size != 4:
+                continue
+        for r in more_ranks:
+            case = r[label]
+            assert (case['shared'], case['read_only']) == (shared, read_only), (label, case)
+            assert case['identical'], f'{label}: the ranks got different gradients'
+            assert case['buckets'] == 6
+            assert case['errors']['nowhere'] is None, label  # no gradient on any rank: none after
+            for name, bound in tolerance.items():
+                assert case['errors'][name] <= bound, (label, name, case['errors'][name])
+
+
+@needs_mpi
+def test_shared_segment_is_gone_and_a_full_dev_shm_falls_back_with_a_warning(more_ranks) -> None:
+    assert more_ranks[0]['segments_created'] == 1  # made by the machine's first rank only
+    for r in more_ranks:
+        assert r['segment_left'] == []
+        assert r is more_ranks[0] or r['segments_created'] == 0
+    assert len(more_ranks[0]['no_room_warnings']) == 1
+    assert more_ranks[0]['no_room_warnings'][0].startswith(
+        'DistributedOptimizer(SGD): summing gradients with MPI Allreduce, as shared memory is '
+        'unavailable: allocating ')
+    assert all(r['no_room_warnings'] == [] for r in more_ranks[1:])  # warned once, by rank 0
 
 
 # =============================================================================
