@@ -1,7 +1,7 @@
 """Data parallelism on MPI: the MLP of ``benchmarks/mlp.py`` (784-1000-1000-10, ReLU, float32, SGD) at
 global batch 200, one process with 2 BLAS threads against 2 processes (``mpiexec -n 2``) with 1 thread
 each and batch 100 per rank: the same 2 cores. The 2 processes run twice: summing the gradients
-through shared memory (``DistributedOptimizer``'s default) and with MPI ``Allreduce``
+through an MPI shared window (``DistributedOptimizer``'s default) and with MPI ``Allreduce``
 (``shared_memory=False``). Prints ms per step (median and min-max over rounds, each configuration in
 fresh processes, rounds interleaved A B C A B C ...), the share of the distributed step spent in
 communication, the bytes each rank sends, and what a ring allreduce of those bytes costs on paper on a
@@ -13,7 +13,7 @@ entering ``update()`` together (a barrier after backward), so that the time one 
 other to finish its backward does not count; the median over steps, averaged over the two ranks. This
 still counts the wait for the slower rank to finish *packing* (the same copy on both ranks, yet it
 differs by a tenth of a millisecond or more when this machine's two cores run at unequal speeds). With
-shared memory that wait is measured apart (``allreduce_wait_seconds``: the time in the barrier before
+the shared window that wait is measured apart (``allreduce_wait_seconds``: the time in the barrier before
 the sums), so the pure transfer is printed as well; with ``Allreduce`` it cannot be told apart. During
 training the ranks spend more time there, waiting for each other's backward: printed too.
 
@@ -162,24 +162,24 @@ def main() -> None:
           f'{GLOBAL_BATCH}; ms per step, median [min-max] of {ROUNDS} rounds (fresh processes each, '
           f'median of {TIMED_STEPS} steps)')
     print(f'  1 process  x 2 threads, batch {GLOBAL_BATCH}                            : {summary(one)}')
-    for label, runs in (('shared memory (default)', shared), ('MPI Allreduce          ', allreduce)):
+    for label, runs in (('shared window (default)', shared), ('MPI Allreduce          ', allreduce)):
         two = [r['step_s'] * 1e3 for r in runs]
         print(f'  2 processes x 1 thread, batch {GLOBAL_BATCH // 2} per rank, {label}: {summary(two)}  '
               f'(1 process / 2 processes: {statistics.median(one) / statistics.median(two):.2f})')
     print('  communication, % of the step [min-max] (target <= 10%), both ranks entering update() together:')
-    for label, runs in (('shared memory', shared), ('MPI Allreduce', allreduce)):
+    for label, runs in (('shared window', shared), ('MPI Allreduce', allreduce)):
         share = [100 * r['together_s'] / r['step_s'] for r in runs]
         in_step = [100 * r['in_training_s'] / r['step_s'] for r in runs]
         line = (f'    {label}: {statistics.median(share):4.1f}% [{min(share):.1f}-{max(share):.1f}], '
                 f'{median_ms(runs, "together_s")} ms per step')
-        if label == 'shared memory':
+        if label == 'shared window':
             pure = [100 * r['transfer_s'] / r['step_s'] for r in runs]
             line += (f', of which {median_ms(runs, "together_wait_s")} ms waiting for the slower rank to '
                      f'finish packing; the transfer alone {statistics.median(pure):.1f}% '
                      f'[{min(pure):.1f}-{max(pure):.1f}], {median_ms(runs, "transfer_s")} ms')
         line += (f'\n      during training, waiting for the slower rank\'s backward too: '
                  f'{statistics.median(in_step):.1f}%, {median_ms(runs, "in_training_s")} ms')
-        if label == 'shared memory':
+        if label == 'shared window':
             line += f', of which {median_ms(runs, "in_training_wait_s")} ms waiting'
         print(line)
 
@@ -188,7 +188,7 @@ def main() -> None:
     n_bytes = shared[0]['gradient_bytes']
     compute_ms_per_sample = statistics.median(one) * 2 / GLOBAL_BATCH
     print(f'  each rank sends {n_bytes / 1e6:.2f} MB of float32 gradients per step: here it writes them '
-          f'to shared memory; across p machines (one rank each, or several summing through shared '
+          f'to the shared window; across p machines (one rank each, or several summing through shared '
           f'memory first), each machine sends 2 (p-1)/p x {n_bytes / 1e6:.2f} MB (ring allreduce). On '
           f'paper, on 10 Gb/s ({NETWORK_BYTES_PER_S / 1e9:.2f} GB/s) with {LATENCY_S * 1e6:.0f} us per '
           f'message, one core per machine at {compute_ms_per_sample:.3f} ms per sample (the 1-process '

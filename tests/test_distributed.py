@@ -27,9 +27,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import dezero.distributed._shared as shared_window
 import dezero.functions as F
 from dezero.distributed import DistributedDataLoader, shard_indices
-from dezero.distributed._buckets import plan_buckets
+from dezero.distributed._buckets import ReusedBuffer, plan_buckets
 from dezero.distributed._shared import _Layout, _slice_bounds
 from dezero.distributed.replicas import first_difference
 from tests.distributed_workers import cases
@@ -61,7 +62,8 @@ def mpirun(args: list[str], timeout: float, n: int = 2, cwd: Path | None = None
     Flags: ``--oversubscribe`` (more ranks than free cores under pytest-xdist), ``--allow-run-as-root``
     when root (containers), and shared memory only (``btl self,sm``: the TCP transport's interface
     probing adds a second to every start). One BLAS thread per rank, so that ranks do not fight over
-    the cores. The job runs in its own process group, which is killed whole on timeout.
+    the cores. No ``OMPI_MCA_osc``: dezero.distributed sets it itself, as tested. The job runs in its
+    own process group, which is killed whole on timeout.
     """
     command = [MPIEXEC, '--oversubscribe', '--mca', 'btl', 'self,sm', '-n', str(n)]
     if hasattr(os, 'geteuid') and os.geteuid() == 0:
@@ -69,6 +71,7 @@ def mpirun(args: list[str], timeout: float, n: int = 2, cwd: Path | None = None
     command += [sys.executable, *args]
     env = dict(os.environ, OPENBLAS_NUM_THREADS='1', OMP_NUM_THREADS='1', MKL_NUM_THREADS='1',
                PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get('PYTHONPATH')])))
+    env.pop('OMPI_MCA_osc', None)
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                env=env, cwd=cwd, start_new_session=True)
     try:
@@ -95,6 +98,7 @@ def test_missing_mpi4py_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None
     from dezero.distributed import create_communicator
 
     monkeypatch.setitem(sys.modules, 'mpi4py', None)  # makes `from mpi4py import MPI` fail
+    monkeypatch.setenv('OMPI_MCA_osc', '^ucx')  # which the attempt sets: undone after the test
     with pytest.raises(ImportError, match=r"dezero\.distributed needs mpi4py .*pip install 'dezero\[dist\]'"):
         create_communicator()
 
@@ -252,6 +256,43 @@ def test_shared_memory_layout_keeps_every_array_apart_and_aligned() -> None:
     assert all(end <= start for end, start in zip(ends, layout.results[1:])) and ends[-1] <= layout.result
 
 
+def test_reused_buffer_is_reused_only_once_nothing_views_it() -> None:
+    """A view of a view of the buffer handed out (what a gradient's data can be) keeps its memory
+    from being reused; once it is gone, the next step gets the same memory again."""
+    bucket = plan_buckets([((2, 3), np.float32)], 2 ** 20)[0]
+    buffers = ReusedBuffer(bucket, extra=2)
+    first = buffers.take()
+    assert first.shape == (8,) and first.dtype == np.float32 and first.flags.writeable
+    address = first.__array_interface__['data'][0]
+    kept = first[1:7].reshape(2, 3)[1]
+    del first
+    second = buffers.take()
+    assert second.__array_interface__['data'][0] != address  # the kept view's memory is left alone
+    kept_address, address = kept.__array_interface__['data'][0], second.__array_interface__['data'][0]
+    del second
+    assert buffers.take().__array_interface__['data'][0] == address  # nothing viewed it: reused
+    assert kept.__array_interface__['data'][0] == kept_address
+
+
+def test_room_for_the_window_is_checked_where_open_mpi_puts_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    asked = []
+
+    def free_bytes(directory: str) -> int:
+        asked.append(directory)
+        return 50 * 2 ** 20
+
+    monkeypatch.setattr(shared_window, '_free_bytes', free_bytes)
+    monkeypatch.delenv('OMPI_MCA_osc_sm_backing_directory', raising=False)
+    assert shared_window._lacking_room(10 * 2 ** 20) == ''
+    assert shared_window._lacking_room(50 * 2 ** 20) == (
+        'the shared window needs 50.0 MiB in /dev/shm, which has 50.0 MiB free')  # MPI's own pages too
+    monkeypatch.setenv('OMPI_MCA_osc_sm_backing_directory', '/tmp/windows')
+    assert 'in /tmp/windows, which has' in shared_window._lacking_room(60 * 2 ** 20)
+    assert asked == ['/dev/shm', '/dev/shm', '/tmp/windows']
+    monkeypatch.setattr(shared_window, '_free_bytes', lambda directory: None)  # cannot be told: MPI decides
+    assert shared_window._lacking_room(2 ** 40) == ''
+
+
 # =============================================================================
 # On two ranks: one launch of checks.py, many assertions
 # =============================================================================
@@ -266,6 +307,7 @@ def ranks(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dict], list[di
     assert not timed_out, f'checks.py did not finish within 240 s:\n{output}'
     assert status == 0, f'checks.py failed (exit status {status}):\n{output}'
     assert output.count('checks done') == 1, f'rank 0 only should print:\n{output}'
+    assert 'osc_ucx' not in output.lower(), output  # Open MPI's UCX one-sided component left out
     results = [json.loads((out_dir / f'rank{r}.json').read_text()) for r in range(2)]
     arrays = []
     for r in range(2):
@@ -436,12 +478,12 @@ def test_results_are_reused_only_when_no_gradient_views_them(ranks, way: str) ->
     rank (two exist) and steps 3-4 get private copies, since both shared results are held."""
     for r in ranks[0]:
         reuse = r[f'reuse_{way}']
-        bases = reuse['bases']
-        assert bases[0] == bases[1] and bases[2] != bases[1] and bases[3] not in bases[1:3], bases
-        assert bases[4] == bases[3], bases
+        at = reuse['addresses']
+        assert at[0] == at[1] and at[2] != at[1] and at[3] not in at[1:3], at
+        assert at[4] == at[3], at
         assert reuse['kept_intact']
-        shared = way == 'shared'
-        assert reuse['read_only'] == [shared, shared, shared, False, False]
+        window = way == 'shared'
+        assert reuse['read_only'] == [window, window, window, False, False]
         assert reuse['write'] == ''  # the private copy of step 4 is writable
         assert r['write_into_shared_result'].startswith('ValueError: ') and 'read-only' in \
             r['write_into_shared_result']
@@ -455,7 +497,7 @@ def test_optimizer_attributes_are_the_wrapped_ones(ranks) -> None:
 
 
 # =============================================================================
-# Summing on 3 and 4 ranks: shared memory (one machine, two simulated), the fallbacks
+# Summing on 3 and 4 ranks: shared window (one machine, two simulated), the fallbacks
 # =============================================================================
 @pytest.fixture(scope='module', params=[3, 4])
 def more_ranks(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
@@ -466,12 +508,13 @@ def more_ranks(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
     status, output, timed_out = mpirun([str(WORKERS / 'averaging.py'), str(out_dir)], timeout=120, n=n)
     assert not timed_out and status == 0, f'averaging.py on {n} ranks failed:\n{output}'
     assert output.count('averaging done') == 1, output
+    assert 'osc_ucx' not in output.lower(), output  # Open MPI's UCX one-sided component left out
     return [json.loads((out_dir / f'rank{r}.json').read_text()) for r in range(n)]
 
 
 # label: (through shared memory, read-only shared result); 'two_machines*' only on 4 ranks.
 WAYS = {'one_machine': (True, True), 'one_machine_private': (True, False), 'allreduce': (False, False),
-        'segment': (True, True), 'two_machines': (True, True), 'two_machines_private': (True, False),
+        'two_machines': (True, True), 'two_machines_private': (True, False),
         'uneven_machines': (False, False), 'no_room': (False, False)}
 
 
@@ -497,16 +540,32 @@ def test_more_ranks_average_exactly_through_every_way(more_ranks: list[dict]) ->
 
 
 @needs_mpi
-def test_shared_segment_is_gone_and_a_full_dev_shm_falls_back_with_a_warning(more_ranks) -> None:
-    assert more_ranks[0]['segments_created'] == 1  # made by the machine's first rank only
-    for r in more_ranks:
-        assert r['segment_left'] == []
-        assert r is more_ranks[0] or r['segments_created'] == 0
-    assert len(more_ranks[0]['no_room_warnings']) == 1
-    assert more_ranks[0]['no_room_warnings'][0].startswith(
+def test_a_window_without_room_falls_back_with_one_warning(more_ranks) -> None:
+    warned = more_ranks[0]['no_room_warnings']
+    assert len(warned) == 1 and warned[0].startswith(
         'DistributedOptimizer(SGD): summing gradients with MPI Allreduce, as shared memory is '
-        'unavailable: allocating ')
+        'unavailable: the shared window needs '), warned
+    assert ', which has 1.0 MiB free' in warned[0]
     assert all(r['no_room_warnings'] == [] for r in more_ranks[1:])  # warned once, by rank 0
+
+
+@needs_mpi
+def test_a_window_still_viewed_is_not_freed_when_the_parameters_change(more_ranks) -> None:
+    """Freeing a window unmaps its memory: a gradient kept from before the change must still read
+    its values (and the window then stays); without one, the window is freed."""
+    for r in more_ranks:
+        kept, cleared = r['relayout_kept'], r['relayout_cleared']
+        assert kept['read_only'] and kept['kept_intact'] and not kept['window_freed'], kept
+        assert cleared['window_freed'], cleared
+        for case in (kept, cleared):
+            assert case['new_window'] and case['extra_grad'] == [1.0, 1.0, 1.0]
+
+
+@needs_mpi
+def test_open_mpi_is_told_to_leave_out_its_ucx_one_sided_component(more_ranks) -> None:
+    """Without UCX devices, that component prints an error on every rank when a window is created
+    (the launch output is checked in the fixtures)."""
+    assert {r['osc_environment'] for r in more_ranks} == {'^ucx'}
 
 
 # =============================================================================

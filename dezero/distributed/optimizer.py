@@ -6,7 +6,6 @@ wrapped optimizer and its hooks then take exactly the step one process would tak
 """
 from __future__ import annotations
 
-import sys
 import time
 import warnings
 from typing import Any
@@ -16,7 +15,7 @@ import numpy as np
 from dezero import optimizers
 from dezero.core import Parameter, Variable
 from dezero.cuda import as_numpy
-from dezero.distributed._buckets import DEFAULT_BUCKET_BYTES, like, plan_buckets
+from dezero.distributed._buckets import DEFAULT_BUCKET_BYTES, ReusedBuffer, like, plan_buckets
 from dezero.distributed._mpi import import_mpi
 from dezero.distributed._shared import SharedMemoryAverager
 from dezero.distributed.replicas import (
@@ -63,9 +62,10 @@ class DistributedOptimizer:
       process. The result equals the gradient of the mean loss over the global batch when every
       rank's loss is the mean over a batch of the same size (``DistributedDataLoader`` sees to that).
     - **How buckets are summed.** With ``shared_memory`` (default), the ranks of one machine write
-      their buckets into memory they share (a segment in ``/dev/shm``), each sums one slice of every
-      bucket there, and all then read the one result: no copy goes through MPI, and none comes back
-      (in ``benchmarks/distributed.py`` the communication takes 55-60% of an ``Allreduce``'s time).
+      their buckets into memory they share (an MPI-3 shared window, ``MPI.Win.Allocate_shared``),
+      each sums one slice of every bucket there, and all then read the one result: no copy goes
+      through MPI, and none comes back (in ``benchmarks/distributed.py`` the communication takes
+      about half an ``Allreduce``'s time).
       Those gradients are therefore **read-only** views, shared by the ranks of the machine (writing
       into one raises ``ValueError``; replace it instead, ``param.grad = Variable(...)``, as dezero's
       hooks do). That is so only when the wrapped optimizer and all its hooks are dezero's own, which
@@ -73,9 +73,10 @@ class DistributedOptimizer:
       a private, writable copy. On several machines, each slice is also summed over the machines, with
       one ``Allreduce`` among the ranks owning it (a hierarchical allreduce: each machine sends the
       gradient once, not once per rank). Each bucket is summed with one MPI ``Allreduce`` into private
-      buffers instead with ``shared_memory=False``, without ``/dev/shm`` (not Linux), with one rank per
-      machine, with machines running different numbers of ranks and, after a warning, when
-      ``/dev/shm`` cannot hold every rank's gradients (containers: ``docker run --shm-size``).
+      buffers instead with ``shared_memory=False``, with one rank per machine, with machines running
+      different numbers of ranks and, after a warning, when the file system that holds the window
+      (``/dev/shm``, for Open MPI) has no room for every rank's gradients (containers:
+      ``docker run --shm-size``).
     - **The wrapped step.** Then ``optimizer.update()`` runs as usual: its hooks see the averaged
       gradients, so ``WeightDecay``, ``ClipGrad`` (on the global norm) and ``FreezeParam`` mean what
       they mean for one process on the global batch, and every rank takes the same step: the replicas
@@ -186,16 +187,16 @@ class DistributedOptimizer:
         self._set_layout([None if p.data is None else (p.data.shape, p.data.dtype) for p in params])
 
     def _set_layout(self, layout: list[Any]) -> None:
-        """Plan the buckets for ``layout`` and, with ``shared_memory``, set up the shared memory that
+        """Plan the buckets for ``layout`` and, with ``shared_memory``, set up the shared window that
         carries them (collective: called on every rank at once)."""
         self._layout = layout
         self._buckets = plan_buckets(layout, self.bucket_bytes)
-        self._buffers = [None] * len(self._buckets)
+        extras = [len(layout) if k == 0 else 0 for k in range(len(self._buckets))]
+        self._buffers = [ReusedBuffer(bucket, extra) for bucket, extra in zip(self._buckets, extras)]
         if self._shared is not None:
             self._shared.free()
             self._shared = None
         if self.shared_memory and self.communicator.size > 1:
-            extras = [len(layout) if k == 0 else 0 for k in range(len(self._buckets))]
             self._shared, problem = SharedMemoryAverager.create(self.communicator.mpi_comm, self._buckets,
                                                                 extras)
             if problem and self.communicator.is_root:
@@ -242,17 +243,6 @@ class DistributedOptimizer:
             broadcast_arrays(self.communicator, buffers, bucket_bytes=self.bucket_bytes)
 
     # --- averaging the gradients ----------------------------------------------------------------
-    def _bucket_buffer(self, k: int, extra: int) -> np.ndarray:
-        """Bucket ``k``'s host buffer: the previous step's when nothing refers to it any more (the
-        gradients viewing it were cleared or replaced by the next backward), else a new one, so that no
-        array anyone can still see is overwritten. Reuse spares the page faults of a fresh buffer of
-        megabytes at every step (measured: a quarter of the Allreduce time here)."""
-        buffers = self._buffers
-        # Two references when unused: the list's and getrefcount's argument; a gradient view adds one.
-        if buffers[k] is None or sys.getrefcount(buffers[k]) > 2:
-            buffers[k] = self._buckets[k].empty(extra)
-        return buffers[k]
-
     def _allreduce_gradients(self, params: list[Parameter]) -> None:
         """Replace every gradient by its mean over the ranks: every bucket packed (scaled by 1 / size)
         and summed, through shared memory or with one in-place ``Allreduce`` each.
@@ -263,10 +253,9 @@ class DistributedOptimizer:
         MPI = import_mpi()
         mpi_comm, shared = self.communicator.mpi_comm, self._shared
         scale = 1.0 / self.communicator.size
-        extras = [len(params) if k == 0 else 0 for k in range(len(self._buckets))]
         buffers: list[np.ndarray] = []
         for k, bucket in enumerate(self._buckets):
-            packed = shared.part(k) if shared else self._bucket_buffer(k, extras[k])
+            packed = shared.part(k) if shared else self._buffers[k].take()
             for slot in bucket.slots:
                 grad = params[slot.index].grad
                 part = packed[slot.start:slot.stop]
@@ -285,7 +274,7 @@ class DistributedOptimizer:
         if shared is not None:
             start = time.perf_counter()
             buffers, read_only, waited = shared.reduce(
-                lambda: [self._bucket_buffer(k, extra) for k, extra in enumerate(extras)],
+                lambda: [buffer.take() for buffer in self._buffers],
                 shareable=self._leaves_gradients_alone())
             self.allreduce_wait_seconds += waited
             self.allreduce_seconds += time.perf_counter() - start

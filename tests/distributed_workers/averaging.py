@@ -7,7 +7,8 @@ parameter without gradient on rank 1, one without gradient anywhere) and records
 exact mean (computed in float64 from every rank's gradients) and whether all ranks got identical bits.
 With 4 ranks, two machines of two are simulated (the ranks are split by ``rank // 2`` instead of by
 machine) for the hierarchical sum, machines of 3 and 1 for the fallback to ``Allreduce``; a
-``/dev/shm`` that cannot hold the gradients is simulated too.
+``/dev/shm`` without room for the window is simulated too. Last, the release of a window when the
+parameters change, with a gradient viewing it kept and without.
 """
 from __future__ import annotations
 
@@ -90,21 +91,32 @@ def average_once(label: str, with_hook: bool, **options: object) -> None:
 average('one_machine')
 average_once('allreduce', False, shared_memory=False)
 
-created: list[str] = []
-allocate = shared._allocate
+
+def relayout(keep: bool) -> dict[str, object]:
+    """One step through the shared result, keeping a gradient (``keep``) or not, then a parameter
+    appears, so the buckets are planned again and the first window released: freed, unless a
+    gradient still views it (freeing would unmap the memory under it). Whether it was freed, and
+    whether the kept gradient still reads what it read."""
+    model = Mixed()
+    optimizer = DistributedOptimizer(optimizers.SGD(lr=0.0), comm, bucket_bytes=64).setup(model)
+    for name, grad in gradients_of(rank).items():
+        getattr(model, name).grad = Variable(grad.copy())
+    optimizer.update()
+    first = optimizer._shared
+    kept = model.b.grad if keep else None
+    before = None if kept is None else kept.data.copy()
+    model.cleargrads()
+    model.extra = Parameter(np.zeros(3))
+    model.extra.grad = Variable(np.ones(3))
+    optimizer.update()  # the new parameter: buckets planned again, the first window released
+    return {'read_only': before is not None and not kept.data.flags.writeable,
+            'window_freed': not first._window, 'new_window': optimizer._shared is not first,
+            'kept_intact': kept is None or bool(np.array_equal(kept.data, before)),
+            'extra_grad': model.extra.grad.data.tolist()}
 
 
-def recording_allocate(nbytes: int) -> tuple[str | None, str]:
-    path, error = allocate(nbytes)
-    created.append(path)
-    return path, error
-
-
-shared._allocate = recording_allocate
-average_once('segment', False)
-results['segments_created'] = len([path for path in created if path])
-results['segment_left'] = [path for path in created if path and os.path.exists(path)]
-shared._allocate = allocate
+results['relayout_kept'] = relayout(keep=True)
+results['relayout_cleared'] = relayout(keep=False)
 
 if size == 4:
     def split_in(machine_of):
@@ -116,11 +128,12 @@ if size == 4:
     average_once('uneven_machines', False)
     shared.split_by_machine = split_in(lambda r: 0)
 
-shared._allocate = lambda nbytes: (None, f'allocating {nbytes} bytes in /dev/shm failed: no room (simulated)')
+shared._free_bytes = lambda directory: 2 ** 20  # 1 MiB free: not enough (simulated)
 with warnings.catch_warnings(record=True) as warned:
     warnings.simplefilter('always')
     average_once('no_room', False)
 results['no_room_warnings'] = [str(w.message) for w in warned]
+results['osc_environment'] = os.environ.get('OMPI_MCA_osc')
 
 with open(os.path.join(out_dir, f'rank{rank}.json'), 'w') as file:
     json.dump(results, file)
