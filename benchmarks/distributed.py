@@ -1,9 +1,21 @@
 """Data parallelism on MPI: the MLP of ``benchmarks/mlp.py`` (784-1000-1000-10, ReLU, float32, SGD) at
 global batch 200, one process with 2 BLAS threads against 2 processes (``mpiexec -n 2``) with 1 thread
-each and batch 100 per rank: the same 2 cores. Prints ms per step (median and min-max over rounds,
-each configuration in fresh processes, rounds interleaved A B A B ...), the share of the distributed
-step spent in the gradient ``Allreduce``, the bytes each rank sends, and what a ring allreduce of
-those bytes costs on paper on a 10 Gb/s network for 8 and 64 machines.
+each and batch 100 per rank: the same 2 cores. The 2 processes run twice: summing the gradients
+through an MPI shared window (``DistributedOptimizer``'s default) and with MPI ``Allreduce``
+(``shared_memory=False``). Prints ms per step (median and min-max over rounds, each configuration in
+fresh processes, rounds interleaved A B C A B C ...), the share of the distributed step spent in
+communication, the bytes each rank sends, and what a ring allreduce of those bytes costs on paper on a
+10 Gb/s network for 8 and 64 machines.
+
+The communication share: ``DistributedOptimizer.allreduce_seconds`` (the time from the gradients
+packed into their buckets to every rank holding the mean) over the step, measured with both ranks
+entering ``update()`` together (a barrier after backward), so that the time one rank waits for the
+other to finish its backward does not count; the median over steps, averaged over the two ranks. This
+still counts the wait for the slower rank to finish *packing* (the same copy on both ranks, yet it
+differs by a tenth of a millisecond or more when this machine's two cores run at unequal speeds). With
+the shared window that wait is measured apart (``allreduce_wait_seconds``: the time in the barrier before
+the sums), so the pure transfer is printed as well; with ``Allreduce`` it cannot be told apart. During
+training the ranks spend more time there, waiting for each other's backward: printed too.
 
 Run: ``python benchmarks/distributed.py`` (needs the ``dist`` extra: mpi4py and mpiexec). The workers
 are this file run with ``--worker``.
@@ -55,46 +67,48 @@ def worker() -> None:
     model = MLP(SIZES[1:], activation=F.relu)
     optimizer = optimizers.SGD(lr=0.01).setup(model)
     if comm:
-        optimizer = DistributedOptimizer(optimizer, comm)
+        optimizer = DistributedOptimizer(optimizer, comm, shared_memory='--allreduce' not in sys.argv)
 
-    def step() -> None:
+    def backward() -> None:
         loss = F.softmax_cross_entropy(model(x), t)
         model.cleargrads()
         loss.backward()
+
+    def timed_update() -> tuple[float, float]:
+        """``update()``; returns the seconds it spent summing gradients, and waiting before that."""
+        total, wait = optimizer.allreduce_seconds, optimizer.allreduce_wait_seconds
         optimizer.update()
+        return optimizer.allreduce_seconds - total, optimizer.allreduce_wait_seconds - wait
 
     for _ in range(WARMUP_STEPS):
-        step()
+        backward()
+        optimizer.update()
     if comm:
         comm.barrier()
-    times, allreduce_times = [], []
+    times, in_training = [], []
     for _ in range(TIMED_STEPS):
-        before = optimizer.allreduce_seconds if comm else 0.0
         start = time.perf_counter()
-        step()
+        backward()
+        spent = timed_update() if comm else (0.0, 0.0)
         times.append(time.perf_counter() - start)
-        allreduce_times.append(optimizer.allreduce_seconds - before if comm else 0.0)
-    result = {'step_s': statistics.median(times), 'allreduce_s': 0.0, 'transfer_s': 0.0,
-              'gradient_bytes': sum(p.data.nbytes for p in model.params()),
-              'calls_per_step': optimizer.allreduce_calls / (WARMUP_STEPS + TIMED_STEPS) if comm else 0}
+        in_training.append(spent)
+    result = {'step_s': statistics.median(times),
+              'gradient_bytes': sum(p.data.nbytes for p in model.params())}
     if comm:
-        # Time in Allreduce during training includes waiting for the rank that finishes its backward
-        # last. The transfer alone: the same updates entered together, right after a barrier.
-        per_step = zip(*comm.allgather(allreduce_times))
-        result['allreduce_s'] = statistics.median(sum(ranks) / len(ranks) for ranks in per_step)
-        transfers = []
-        for _ in range(TIMED_STEPS // 2):
-            loss = F.softmax_cross_entropy(model(x), t)
-            model.cleargrads()
-            loss.backward()
+        together = []
+        for _ in range(TIMED_STEPS):
+            backward()
             comm.barrier()
-            before = optimizer.allreduce_seconds
-            optimizer.update()
-            transfers.append(optimizer.allreduce_seconds - before)
-        result['transfer_s'] = sum(comm.allgather(statistics.median(transfers))) / comm.size
-        if comm.is_root:
-            print(json.dumps(result))
-    else:
+            together.append(timed_update())
+
+        def rank_average(pairs: list[tuple[float, float]], which: int) -> float:
+            return sum(comm.allgather(statistics.median(pair[which] for pair in pairs))) / comm.size
+
+        result.update(in_training_s=rank_average(in_training, 0),
+                      in_training_wait_s=rank_average(in_training, 1),
+                      together_s=rank_average(together, 0), together_wait_s=rank_average(together, 1),
+                      transfer_s=rank_average([(total - wait, 0.0) for total, wait in together], 0))
+    if comm is None or comm.is_root:
         print(json.dumps(result))
 
 
@@ -103,7 +117,7 @@ def find_mpiexec() -> str | None:
     return str(beside) if beside.is_file() else shutil.which('mpiexec')
 
 
-def launch(mpiexec: str | None, threads: int) -> dict:
+def launch(mpiexec: str | None, threads: int, allreduce: bool = False) -> dict:
     """Run one worker configuration in fresh processes and return its JSON result."""
     env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads),
                MKL_NUM_THREADS=str(threads),
@@ -114,11 +128,15 @@ def launch(mpiexec: str | None, threads: int) -> dict:
         launcher = [mpiexec, '-n', '2', '--bind-to', 'core', '--mca', 'btl', 'self,sm']
         if hasattr(os, 'geteuid') and os.geteuid() == 0:
             launcher.append('--allow-run-as-root')
-        command = launcher + command + ['--distributed']
+        command = launcher + command + ['--distributed'] + (['--allreduce'] if allreduce else [])
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     if done.returncode != 0:
         raise RuntimeError(f'benchmark worker failed ({" ".join(command)}):\n{done.stdout}{done.stderr}')
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def median_ms(runs: list[dict], key: str) -> str:
+    return f'{statistics.median(1e3 * r[key] for r in runs):.2f}'
 
 
 def summary(values: list[float]) -> str:
@@ -134,36 +152,47 @@ def main() -> None:
     if mpiexec is None:
         print("benchmarks/distributed.py: skipped, needs mpi4py and mpiexec (pip install 'dezero[dist]')")
         return
-    single, parallel = [], []
-    for _ in range(ROUNDS):  # interleaved: machine noise falls on both alike
+    single, shared, allreduce = [], [], []
+    for _ in range(ROUNDS):  # interleaved: machine noise falls on all alike
         single.append(launch(None, threads=2))
-        parallel.append(launch(mpiexec, threads=1))
+        shared.append(launch(mpiexec, threads=1))
+        allreduce.append(launch(mpiexec, threads=1, allreduce=True))
     one = [r['step_s'] * 1e3 for r in single]
-    two = [r['step_s'] * 1e3 for r in parallel]
-    share = [100 * r['transfer_s'] / r['step_s'] for r in parallel]
-    in_step = [100 * r['allreduce_s'] / r['step_s'] for r in parallel]
-    transfer_ms = statistics.median(1e3 * r['transfer_s'] for r in parallel)
-    allreduce_ms = statistics.median(1e3 * r['allreduce_s'] for r in parallel)
-    n_bytes = parallel[0]['gradient_bytes']
     print(f'Data parallelism on MPI: MLP {"-".join(map(str, SIZES))} ReLU, float32, SGD, global batch '
           f'{GLOBAL_BATCH}; ms per step, median [min-max] of {ROUNDS} rounds (fresh processes each, '
           f'median of {TIMED_STEPS} steps)')
-    print(f'  1 process  x 2 threads, batch {GLOBAL_BATCH}         : {summary(one)}')
-    print(f'  2 processes x 1 thread, batch {GLOBAL_BATCH // 2} per rank: {summary(two)}')
-    print(f'  ratio 1 process / 2 processes: {statistics.median(one) / statistics.median(two):.2f}')
-    print(f'  communication: {statistics.median(share):.1f}% of the step [{min(share):.1f}-{max(share):.1f}] '
-          f'(target <= 10%): the gradient Allreduce ({parallel[0]["calls_per_step"]:.0f} call per step) '
-          f'takes {transfer_ms:.2f} ms when both ranks enter it together; during training the ranks '
-          f'spend {allreduce_ms:.2f} ms in it ({statistics.median(in_step):.1f}% of the step), the rest '
-          'being one rank waiting for the other to finish its backward')
+    print(f'  1 process  x 2 threads, batch {GLOBAL_BATCH}                            : {summary(one)}')
+    for label, runs in (('shared window (default)', shared), ('MPI Allreduce          ', allreduce)):
+        two = [r['step_s'] * 1e3 for r in runs]
+        print(f'  2 processes x 1 thread, batch {GLOBAL_BATCH // 2} per rank, {label}: {summary(two)}  '
+              f'(1 process / 2 processes: {statistics.median(one) / statistics.median(two):.2f})')
+    print('  communication, % of the step [min-max] (target <= 10%), both ranks entering update() together:')
+    for label, runs in (('shared window', shared), ('MPI Allreduce', allreduce)):
+        share = [100 * r['together_s'] / r['step_s'] for r in runs]
+        in_step = [100 * r['in_training_s'] / r['step_s'] for r in runs]
+        line = (f'    {label}: {statistics.median(share):4.1f}% [{min(share):.1f}-{max(share):.1f}], '
+                f'{median_ms(runs, "together_s")} ms per step')
+        if label == 'shared window':
+            pure = [100 * r['transfer_s'] / r['step_s'] for r in runs]
+            line += (f', of which {median_ms(runs, "together_wait_s")} ms waiting for the slower rank to '
+                     f'finish packing; the transfer alone {statistics.median(pure):.1f}% '
+                     f'[{min(pure):.1f}-{max(pure):.1f}], {median_ms(runs, "transfer_s")} ms')
+        line += (f'\n      during training, waiting for the slower rank\'s backward too: '
+                 f'{statistics.median(in_step):.1f}%, {median_ms(runs, "in_training_s")} ms')
+        if label == 'shared window':
+            line += f', of which {median_ms(runs, "in_training_wait_s")} ms waiting'
+        print(line)
 
     # On paper: ring allreduce, each rank sends (and receives) 2 (p - 1) / p * N bytes in 2 (p - 1) steps.
     # Compute per sample on one core: the 1-process step spread over its 2 cores.
+    n_bytes = shared[0]['gradient_bytes']
     compute_ms_per_sample = statistics.median(one) * 2 / GLOBAL_BATCH
-    print(f'  each rank sends {n_bytes / 1e6:.2f} MB of float32 gradients per step at p = 2 '
-          f'(ring allreduce: 2 (p-1)/p x {n_bytes / 1e6:.2f} MB); on paper, on 10 Gb/s '
-          f'({NETWORK_BYTES_PER_S / 1e9:.2f} GB/s) with {LATENCY_S * 1e6:.0f} us per message, one core '
-          f'per rank at {compute_ms_per_sample:.3f} ms per sample (the 1-process run):')
+    print(f'  each rank sends {n_bytes / 1e6:.2f} MB of float32 gradients per step: here it writes them '
+          f'to the shared window; across p machines (one rank each, or several summing through shared '
+          f'memory first), each machine sends 2 (p-1)/p x {n_bytes / 1e6:.2f} MB (ring allreduce). On '
+          f'paper, on 10 Gb/s ({NETWORK_BYTES_PER_S / 1e9:.2f} GB/s) with {LATENCY_S * 1e6:.0f} us per '
+          f'message, one core per machine at {compute_ms_per_sample:.3f} ms per sample (the 1-process '
+          'run):')
     for p in (8, 64):
         sent = 2 * (p - 1) / p * n_bytes
         comm_ms = 1e3 * (sent / NETWORK_BYTES_PER_S + 2 * (p - 1) * LATENCY_S)

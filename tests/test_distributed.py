@@ -27,9 +27,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import dezero.distributed._shared as shared_window
 import dezero.functions as F
 from dezero.distributed import DistributedDataLoader, shard_indices
-from dezero.distributed._buckets import plan_buckets
+from dezero.distributed._buckets import ReusedBuffer, plan_buckets
+from dezero.distributed._shared import _Layout, _slice_bounds
 from dezero.distributed.replicas import first_difference
 from tests.distributed_workers import cases
 
@@ -60,7 +62,8 @@ def mpirun(args: list[str], timeout: float, n: int = 2, cwd: Path | None = None
     Flags: ``--oversubscribe`` (more ranks than free cores under pytest-xdist), ``--allow-run-as-root``
     when root (containers), and shared memory only (``btl self,sm``: the TCP transport's interface
     probing adds a second to every start). One BLAS thread per rank, so that ranks do not fight over
-    the cores. The job runs in its own process group, which is killed whole on timeout.
+    the cores. No ``OMPI_MCA_osc``: dezero.distributed sets it itself, as tested. The job runs in its
+    own process group, which is killed whole on timeout.
     """
     command = [MPIEXEC, '--oversubscribe', '--mca', 'btl', 'self,sm', '-n', str(n)]
     if hasattr(os, 'geteuid') and os.geteuid() == 0:
@@ -68,6 +71,7 @@ def mpirun(args: list[str], timeout: float, n: int = 2, cwd: Path | None = None
     command += [sys.executable, *args]
     env = dict(os.environ, OPENBLAS_NUM_THREADS='1', OMP_NUM_THREADS='1', MKL_NUM_THREADS='1',
                PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get('PYTHONPATH')])))
+    env.pop('OMPI_MCA_osc', None)
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                env=env, cwd=cwd, start_new_session=True)
     try:
@@ -94,6 +98,7 @@ def test_missing_mpi4py_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None
     from dezero.distributed import create_communicator
 
     monkeypatch.setitem(sys.modules, 'mpi4py', None)  # makes `from mpi4py import MPI` fail
+    monkeypatch.setenv('OMPI_MCA_osc', '^ucx')  # which the attempt sets: undone after the test
     with pytest.raises(ImportError, match=r"dezero\.distributed needs mpi4py .*pip install 'dezero\[dist\]'"):
         create_communicator()
 
@@ -224,6 +229,70 @@ def test_first_difference_fill_missing_accepts_lazy_here_only() -> None:
                             True) == "'l1/W' is (4, 2) float64 on rank 1 but not created yet (None) on rank 0"
 
 
+@pytest.mark.parametrize('length,parts', [(0, 2), (1, 3), (7, 2), (21, 3), (1796016, 2)])
+def test_shared_memory_slices_cover_the_bucket_evenly(length: int, parts: int) -> None:
+    slices = _slice_bounds(length, parts)
+    assert len(slices) == parts and slices[0][0] == 0 and slices[-1][1] == length
+    assert all(a[1] == b[0] for a, b in zip(slices, slices[1:]))
+    lengths = [hi - lo for lo, hi in slices]
+    assert max(lengths) - min(lengths) <= 1
+
+
+def test_shared_memory_layout_keeps_every_array_apart_and_aligned() -> None:
+    buckets = plan_buckets([((5, 3), np.float32), ((7,), np.float64), ((1,), np.float64)], 64)
+    layout = _Layout(buckets, [3, 0, 0][:len(buckets)], ranks=3)
+    assert layout.region % 4096 == 0 and layout.result % 4096 == 0
+    assert layout.size == 3 * layout.region + 2 * layout.result
+    spans = []  # (start, stop) in bytes within one rank's region, then within one result
+    for offset, count, dtype in zip(layout.parts, layout.counts, layout.dtypes):
+        spans.append((offset, offset + count * dtype.itemsize))
+    for offset, slices, dtype in zip(layout.sums, layout.slices, layout.dtypes):
+        spans.append((offset, offset + max(hi - lo for lo, hi in slices) * dtype.itemsize))
+    spans.sort()
+    assert spans[0][0] >= 64 and spans[-1][1] <= layout.region  # after the flag, inside the region
+    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:])) and all(s % 64 == 0 for s, _ in spans)
+    ends = [offset + count * dtype.itemsize
+            for offset, count, dtype in zip(layout.results, layout.counts, layout.dtypes)]
+    assert all(end <= start for end, start in zip(ends, layout.results[1:])) and ends[-1] <= layout.result
+
+
+def test_reused_buffer_is_reused_only_once_nothing_views_it() -> None:
+    """A view of a view of the buffer handed out (what a gradient's data can be) keeps its memory
+    from being reused; once it is gone, the next step gets the same memory again."""
+    bucket = plan_buckets([((2, 3), np.float32)], 2 ** 20)[0]
+    buffers = ReusedBuffer(bucket, extra=2)
+    first = buffers.take()
+    assert first.shape == (8,) and first.dtype == np.float32 and first.flags.writeable
+    address = first.__array_interface__['data'][0]
+    kept = first[1:7].reshape(2, 3)[1]
+    del first
+    second = buffers.take()
+    assert second.__array_interface__['data'][0] != address  # the kept view's memory is left alone
+    kept_address, address = kept.__array_interface__['data'][0], second.__array_interface__['data'][0]
+    del second
+    assert buffers.take().__array_interface__['data'][0] == address  # nothing viewed it: reused
+    assert kept.__array_interface__['data'][0] == kept_address
+
+
+def test_room_for_the_window_is_checked_where_open_mpi_puts_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    asked = []
+
+    def free_bytes(directory: str) -> int:
+        asked.append(directory)
+        return 50 * 2 ** 20
+
+    monkeypatch.setattr(shared_window, '_free_bytes', free_bytes)
+    monkeypatch.delenv('OMPI_MCA_osc_sm_backing_directory', raising=False)
+    assert shared_window._lacking_room(10 * 2 ** 20) == ''
+    assert shared_window._lacking_room(50 * 2 ** 20) == (
+        'the shared window needs 50.0 MiB in /dev/shm, which has 50.0 MiB free')  # MPI's own pages too
+    monkeypatch.setenv('OMPI_MCA_osc_sm_backing_directory', '/tmp/windows')
+    assert 'in /tmp/windows, which has' in shared_window._lacking_room(60 * 2 ** 20)
+    assert asked == ['/dev/shm', '/dev/shm', '/tmp/windows']
+    monkeypatch.setattr(shared_window, '_free_bytes', lambda directory: None)  # cannot be told: MPI decides
+    assert shared_window._lacking_room(2 ** 40) == ''
+
+
 # =============================================================================
 # On two ranks: one launch of checks.py, many assertions
 # =============================================================================
@@ -238,6 +307,7 @@ def ranks(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dict], list[di
     assert not timed_out, f'checks.py did not finish within 240 s:\n{output}'
     assert status == 0, f'checks.py failed (exit status {status}):\n{output}'
     assert output.count('checks done') == 1, f'rank 0 only should print:\n{output}'
+    assert 'osc_ucx' not in output.lower(), output  # Open MPI's UCX one-sided component left out
     results = [json.loads((out_dir / f'rank{r}.json').read_text()) for r in range(2)]
     arrays = []
     for r in range(2):
@@ -287,22 +357,30 @@ def test_c_shards_are_disjoint_cover_the_epoch_and_match_in_length(ranks) -> Non
 
 
 @needs_mpi
+@pytest.mark.parametrize('way', ['shared', 'private', 'allreduce'])
 @pytest.mark.parametrize('case', list(cases.CASES))
-def test_a_b_two_ranks_on_half_batches_equal_one_process_on_the_whole(ranks, case: str) -> None:
+def test_a_b_two_ranks_on_half_batches_equal_one_process_on_the_whole(ranks, case: str, way: str) -> None:
+    """The gradients summed through shared memory into one result the ranks share (read-only), into a
+    private copy per rank (``private``: a hook of the user's is set), or with MPI Allreduce."""
     results, arrays, _ = ranks
     reference = cases.params_of(cases.train(case, rank=None))
     half_only = cases.params_of(cases.train(case, rank=0))
     for path, expected in reference.items():
-        rank0, rank1 = arrays[0][f'{case}/{path}'], arrays[1][f'{case}/{path}']
+        rank0, rank1 = arrays[0][f'{case}/{way}/{path}'], arrays[1][f'{case}/{way}/{path}']
         assert rank0.dtype == np.float64
         np.testing.assert_array_equal(rank0, rank1, err_msg=f'{case}: replicas differ at {path}')   # (a)
         np.testing.assert_allclose(rank0, expected, rtol=0, atol=1e-10, err_msg=f'{case}: {path}')  # (b)
     assert any(not np.allclose(reference[p], half_only[p]) for p in reference), \
         'training on half the batch gives the same result: the check cannot fail'
+    key = f'{case}/{way}'
     for r in results:
-        assert r[f'{case}/skipped'] == 0  # lazy weights seeded alike: nothing to resynchronise
-        assert r[f'{case}/allreduce_calls'] == cases.STEPS * r[f'{case}/buckets']
-    assert results[0][f'{case}/buckets'] == (3 if case == 'cnn_adam_wd_clip' else 1)
+        assert r[f'{key}/skipped'] == 0  # lazy weights seeded alike: nothing to resynchronise
+        assert r[f'{key}/allreduce_calls'] == cases.STEPS * r[f'{key}/buckets']
+        assert r[f'{key}/through_shared_memory'] == (way != 'allreduce')
+        # The read-only shared views are what update() leaves, unless a hook replaced them
+        # (WeightDecay in the CNN case gives every parameter a new gradient).
+        assert set(r[f'{key}/read_only']) == {way == 'shared' and case == 'mlp_sgd'}
+    assert results[0][f'{key}/buckets'] == (3 if case == 'cnn_adam_wd_clip' else 1)
 
 
 def test_the_cnn_case_really_clips() -> None:
@@ -393,9 +471,22 @@ def test_e_replicas_that_differ_raise_the_same_error_naming_the_parameter(ranks,
 
 
 @needs_mpi
-def test_bucket_buffers_are_reused_only_when_no_gradient_views_them(ranks) -> None:
+@pytest.mark.parametrize('way', ['shared', 'allreduce'])
+def test_results_are_reused_only_when_no_gradient_views_them(ranks, way: str) -> None:
+    """Five steps keeping the gradients of steps 1 and 2: step 2 cannot reuse step 1's result, and
+    step 3 neither of them; with shared memory, steps 0-2 share a read-only result with the other
+    rank (two exist) and steps 3-4 get private copies, since both shared results are held."""
     for r in ranks[0]:
-        assert r['buffer_reused'] and r['buffer_replaced_when_held'] and r['kept_gradient_intact']
+        reuse = r[f'reuse_{way}']
+        at = reuse['addresses']
+        assert at[0] == at[1] and at[2] != at[1] and at[3] not in at[1:3], at
+        assert at[4] == at[3], at
+        assert reuse['kept_intact']
+        window = way == 'shared'
+        assert reuse['read_only'] == [window, window, window, False, False]
+        assert reuse['write'] == ''  # the private copy of step 4 is writable
+        assert r['write_into_shared_result'].startswith('ValueError: ') and 'read-only' in \
+            r['write_into_shared_result']
 
 
 @needs_mpi
@@ -403,6 +494,78 @@ def test_optimizer_attributes_are_the_wrapped_ones(ranks) -> None:
     for r in ranks[0]:
         assert r['forwarded_lr'] == [0.5, 0.5] and r['forwarded_hooks'] == 1
         assert 'DistributedOptimizer(SGD).update: call setup(model) first' in r['update_before_setup']
+
+
+# =============================================================================
+# Summing on 3 and 4 ranks: shared window (one machine, two simulated), the fallbacks
+# =============================================================================
+@pytest.fixture(scope='module', params=[3, 4])
+def more_ranks(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
+    """What each rank of ``averaging.py`` on 3 or 4 ranks recorded."""
+    if MPIEXEC is None or importlib.util.find_spec('mpi4py') is None:
+        pytest.skip("mpi4py or mpiexec not found: install the 'dist' extra (pip install 'dezero[dist]')")
+    n, out_dir = request.param, tmp_path_factory.mktemp(f'averaging{request.param}')
+    status, output, timed_out = mpirun([str(WORKERS / 'averaging.py'), str(out_dir)], timeout=120, n=n)
+    assert not timed_out and status == 0, f'averaging.py on {n} ranks failed:\n{output}'
+    assert output.count('averaging done') == 1, output
+    assert 'osc_ucx' not in output.lower(), output  # Open MPI's UCX one-sided component left out
+    return [json.loads((out_dir / f'rank{r}.json').read_text()) for r in range(n)]
+
+
+# label: (through shared memory, read-only shared result); 'two_machines*' only on 4 ranks.
+WAYS = {'one_machine': (True, True), 'one_machine_private': (True, False), 'allreduce': (False, False),
+        'two_machines': (True, True), 'two_machines_private': (True, False),
+        'uneven_machines': (False, False), 'no_room': (False, False)}
+
+
+@needs_mpi
+def test_more_ranks_average_exactly_through_every_way(more_ranks: list[dict]) -> None:
+    """Per-rank gradients in float32 and float64 buckets (one with fewer elements than ranks),
+    averaged once per way: equal to the exact mean to rounding, identical on every rank; the way
+    taken is the one expected (two machines of two: hierarchical; machines of 3 and 1: Allreduce)."""
+    size = more_ranks[0]['size']
+    tolerance = {'a': 1e-6, 'c': 1e-6, 'b': 1e-15, 'd': 1e-15, 'rank1_lacks': 1e-15, 'tiny': 1e-15}
+    for label, (shared, read_only) in WAYS.items():
+        if label.endswith('machines') or label.endswith('machines_private'):
+            if size != 4:
+                continue
+        for r in more_ranks:
+            case = r[label]
+            assert (case['shared'], case['read_only']) == (shared, read_only), (label, case)
+            assert case['identical'], f'{label}: the ranks got different gradients'
+            assert case['buckets'] == 6
+            assert case['errors']['nowhere'] is None, label  # no gradient on any rank: none after
+            for name, bound in tolerance.items():
+                assert case['errors'][name] <= bound, (label, name, case['errors'][name])
+
+
+@needs_mpi
+def test_a_window_without_room_falls_back_with_one_warning(more_ranks) -> None:
+    warned = more_ranks[0]['no_room_warnings']
+    assert len(warned) == 1 and warned[0].startswith(
+        'DistributedOptimizer(SGD): summing gradients with MPI Allreduce, as shared memory is '
+        'unavailable: the shared window needs '), warned
+    assert ', which has 1.0 MiB free' in warned[0]
+    assert all(r['no_room_warnings'] == [] for r in more_ranks[1:])  # warned once, by rank 0
+
+
+@needs_mpi
+def test_a_window_still_viewed_is_not_freed_when_the_parameters_change(more_ranks) -> None:
+    """Freeing a window unmaps its memory: a gradient kept from before the change must still read
+    its values (and the window then stays); without one, the window is freed."""
+    for r in more_ranks:
+        kept, cleared = r['relayout_kept'], r['relayout_cleared']
+        assert kept['read_only'] and kept['kept_intact'] and not kept['window_freed'], kept
+        assert cleared['window_freed'], cleared
+        for case in (kept, cleared):
+            assert case['new_window'] and case['extra_grad'] == [1.0, 1.0, 1.0]
+
+
+@needs_mpi
+def test_open_mpi_is_told_to_leave_out_its_ucx_one_sided_component(more_ranks) -> None:
+    """Without UCX devices, that component prints an error on every rank when a window is created
+    (the launch output is checked in the fixtures)."""
+    assert {r['osc_environment'] for r in more_ranks} == {'^ucx'}
 
 
 # =============================================================================

@@ -33,7 +33,8 @@ Example, ``mpiexec -n 2 python train.py`` (per-rank batch 100, global batch 200)
 
 The pieces: ``create_communicator`` / ``Communicator`` (rank, size, collectives on arrays and
 scalars, rank-0 printing, progress bars, ``on_root`` for plots, ``save_weights``/``load_weights``);
-``DistributedOptimizer`` (wraps any optimizer; few large ``Allreduce`` calls on flat buckets; hooks
+``DistributedOptimizer`` (wraps any optimizer; gradients summed in a few flat buckets, through
+a shared MPI window between the ranks of a machine and with ``Allreduce`` between machines; hooks
 keep their single-process meaning); ``DistributedDataLoader`` and ``shard_indices`` (equal disjoint
 shards of one shared permutation per epoch); ``broadcast_parameters`` (identical replicas).
 

@@ -7,6 +7,7 @@ gets a bucket of its own), and each bucket travels in one call.
 """
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -70,6 +71,38 @@ def plan_buckets(layout: Sequence[tuple[tuple[int, ...], Any] | None], bucket_by
         if slots:
             buckets.append(Bucket(dtype, sizes[dtype], tuple(slots)))
     return buckets
+
+
+def array_over(memory: Any, dtype: Any, count: int, offset: int = 0) -> np.ndarray:
+    """A new array of ``count`` elements of ``dtype`` over the bytes of ``memory`` from byte ``offset``.
+
+    ``memory`` is a raw buffer (a memoryview, an MPI window's memory), not a NumPy array, so NumPy
+    makes the new array, not ``memory``, the base of every array derived from it (a gradient's view
+    of its slot, any view of that): the array stays alive exactly as long as something views those
+    bytes, which a weak reference to it tells (``weakref.ref(array)() is not None``).
+    """
+    return np.frombuffer(memory, dtype=dtype, count=count, offset=offset)
+
+
+class ReusedBuffer:
+    """A bucket's host buffer for every step: ``take()`` gives an array of the bucket's length plus
+    ``extra``, over the memory of the previous step's when nothing views that array any more (the
+    gradients viewing it were cleared or replaced), else over new memory. So a gradient kept from an
+    earlier step never changes, and the memory is not allocated afresh at every step, which would pay
+    the page faults of megabytes each time (measured: a quarter of the ``Allreduce`` time here)."""
+
+    def __init__(self, bucket: Bucket, extra: int = 0) -> None:
+        self._bucket, self._extra = bucket, extra
+        self._memory: memoryview | None = None
+        self._handed = None  # a weak reference to the array handed out last
+
+    def take(self) -> np.ndarray:
+        """The buffer for this step (see the class)."""
+        if self._memory is None or self._handed() is not None:
+            self._memory = self._bucket.empty(self._extra).data
+        array = array_over(self._memory, self._bucket.dtype, self._bucket.size + self._extra)
+        self._handed = weakref.ref(array)
+        return array
 
 
 def like(host_array: np.ndarray, reference: Any) -> Any:

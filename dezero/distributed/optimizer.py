@@ -6,17 +6,18 @@ wrapped optimizer and its hooks then take exactly the step one process would tak
 """
 from __future__ import annotations
 
-import sys
 import time
 import warnings
 from typing import Any
 
 import numpy as np
 
+from dezero import optimizers
 from dezero.core import Parameter, Variable
 from dezero.cuda import as_numpy
-from dezero.distributed._buckets import DEFAULT_BUCKET_BYTES, Bucket, like, plan_buckets
+from dezero.distributed._buckets import DEFAULT_BUCKET_BYTES, ReusedBuffer, like, plan_buckets
 from dezero.distributed._mpi import import_mpi
+from dezero.distributed._shared import SharedMemoryAverager
 from dezero.distributed.replicas import (
     broadcast_arrays,
     check_same_structure,
@@ -27,9 +28,12 @@ from dezero.distributed.replicas import (
 
 __all__ = ['DistributedOptimizer']
 
+_OPTIMIZERS_MODULE = optimizers.__name__  # dezero's optimizers and hooks, defined there
+
 _OWN_ATTRIBUTES = frozenset({'actual_optimizer', 'communicator', 'bucket_bytes', 'broadcast_buffers',
-                             'allreduce_seconds', 'allreduce_calls', 'skipped_updates', '_layout',
-                             '_buckets', '_buffers'})
+                             'shared_memory', 'allreduce_seconds', 'allreduce_wait_seconds',
+                             'allreduce_calls', 'skipped_updates', '_layout', '_buckets', '_buffers',
+                             '_shared'})
 
 
 class DistributedOptimizer:
@@ -49,15 +53,30 @@ class DistributedOptimizer:
 
     What ``update()`` does, on every rank:
 
-    - **Averaging.** The gradients are packed (scaled by ``1 / size``) into a few flat host buffers,
-      one per dtype and at most ``bucket_bytes`` each, summed with one ``Allreduce`` per bucket, and
-      every parameter gets a new gradient Variable viewing its part of the result (the old gradient
-      arrays are never written; a bucket's buffer is reused at the next step only once no gradient
-      views it any more). A parameter without gradient on some ranks (a branch their batch did
-      not take) counts as a zero gradient there; one without gradient on every rank keeps None and is
-      not updated, as in one process. The result equals the gradient of the mean loss over the global
-      batch when every rank's loss is the mean over a batch of the same size
-      (``DistributedDataLoader`` sees to that).
+    - **Averaging.** The gradients are packed (scaled by ``1 / size``) into a few flat buckets, one
+      per dtype and at most ``bucket_bytes`` each, the buckets are summed over the ranks, and every
+      parameter gets a new gradient Variable viewing its part of the result (the old gradient arrays
+      are never written, and a result is reused at a later step only once no gradient views it). A
+      parameter without gradient on some ranks (a branch their batch did not take) counts as a zero
+      gradient there; one without gradient on every rank keeps None and is not updated, as in one
+      process. The result equals the gradient of the mean loss over the global batch when every
+      rank's loss is the mean over a batch of the same size (``DistributedDataLoader`` sees to that).
+    - **How buckets are summed.** With ``shared_memory`` (default), the ranks of one machine write
+      their buckets into memory they share (an MPI-3 shared window, ``MPI.Win.Allocate_shared``),
+      each sums one slice of every bucket there, and all then read the one result: no copy goes
+      through MPI, and none comes back (in ``benchmarks/distributed.py`` the communication takes
+      about half an ``Allreduce``'s time).
+      Those gradients are therefore **read-only** views, shared by the ranks of the machine (writing
+      into one raises ``ValueError``; replace it instead, ``param.grad = Variable(...)``, as dezero's
+      hooks do). That is so only when the wrapped optimizer and all its hooks are dezero's own, which
+      never write into gradient arrays; with any other (a hook function, a subclass), every rank gets
+      a private, writable copy. On several machines, each slice is also summed over the machines, with
+      one ``Allreduce`` among the ranks owning it (a hierarchical allreduce: each machine sends the
+      gradient once, not once per rank). Each bucket is summed with one MPI ``Allreduce`` into private
+      buffers instead with ``shared_memory=False``, with one rank per machine, with machines running
+      different numbers of ranks and, after a warning, when the file system that holds the window
+      (``/dev/shm``, for Open MPI) has no room for every rank's gradients (containers:
+      ``docker run --shm-size``).
     - **The wrapped step.** Then ``optimizer.update()`` runs as usual: its hooks see the averaged
       gradients, so ``WeightDecay``, ``ClipGrad`` (on the global norm) and ``FreezeParam`` mean what
       they mean for one process on the global batch, and every rank takes the same step: the replicas
@@ -78,15 +97,20 @@ class DistributedOptimizer:
 
     Every other attribute (``lr``, ``alpha``, ``t``, ``hooks``, ``add_hook``, ``state``, ...) is the
     wrapped optimizer's, for reading and for setting (a learning-rate schedule works unchanged).
-    ``allreduce_seconds`` and ``allreduce_calls`` add up the time spent in, and the number of, gradient
-    ``Allreduce`` calls; ``skipped_updates`` counts the updates skipped to resynchronise.
+    ``allreduce_seconds`` adds up the time spent summing gradients once packed (waiting for slower
+    ranks included), ``allreduce_wait_seconds`` the part of it spent, with shared memory, waiting for
+    the last rank of the machine to finish packing (load imbalance; with ``Allreduce`` the wait cannot
+    be told apart and this stays 0), and ``allreduce_calls`` the number of bucket sums;
+    ``skipped_updates`` counts the updates skipped to resynchronise. ``shared_memory`` is the
+    constructor's option (False to always use ``Allreduce``).
 
-    Communication happens after backward, not overlapped with it (DDP overlaps): each rank sends
-    about ``2 * (size - 1) / size`` times the gradient bytes per step (ring allreduce).
+    Communication happens after backward, not overlapped with it (DDP overlaps): across machines,
+    each machine sends about ``2 * (machines - 1) / machines`` times the gradient bytes per step
+    (ring allreduce).
     """
 
     def __init__(self, optimizer: Any, comm: Any, bucket_bytes: int = DEFAULT_BUCKET_BYTES,
-                 broadcast_buffers: bool = True) -> None:
+                 broadcast_buffers: bool = True, shared_memory: bool = True) -> None:
         if not hasattr(optimizer, 'update') or not hasattr(optimizer, 'setup'):
             raise TypeError(f'DistributedOptimizer: expected a dezero optimizer, got '
                             f'{type(optimizer).__name__}')
@@ -97,12 +121,15 @@ class DistributedOptimizer:
         object.__setattr__(self, 'communicator', comm)
         object.__setattr__(self, 'bucket_bytes', int(bucket_bytes))
         object.__setattr__(self, 'broadcast_buffers', broadcast_buffers)
+        object.__setattr__(self, 'shared_memory', bool(shared_memory))
         object.__setattr__(self, 'allreduce_seconds', 0.0)
+        object.__setattr__(self, 'allreduce_wait_seconds', 0.0)
         object.__setattr__(self, 'allreduce_calls', 0)
         object.__setattr__(self, 'skipped_updates', 0)
         object.__setattr__(self, '_layout', None)
         object.__setattr__(self, '_buckets', [])
         object.__setattr__(self, '_buffers', [])
+        object.__setattr__(self, '_shared', None)
         if optimizer.target is not None:
             self._synchronise()
 
@@ -160,9 +187,22 @@ class DistributedOptimizer:
         self._set_layout([None if p.data is None else (p.data.shape, p.data.dtype) for p in params])
 
     def _set_layout(self, layout: list[Any]) -> None:
+        """Plan the buckets for ``layout`` and, with ``shared_memory``, set up the shared window that
+        carries them (collective: called on every rank at once)."""
         self._layout = layout
         self._buckets = plan_buckets(layout, self.bucket_bytes)
-        self._buffers = [None] * len(self._buckets)
+        extras = [len(layout) if k == 0 else 0 for k in range(len(self._buckets))]
+        self._buffers = [ReusedBuffer(bucket, extra) for bucket, extra in zip(self._buckets, extras)]
+        if self._shared is not None:
+            self._shared.free()
+            self._shared = None
+        if self.shared_memory and self.communicator.size > 1:
+            self._shared, problem = SharedMemoryAverager.create(self.communicator.mpi_comm, self._buckets,
+                                                                extras)
+            if problem and self.communicator.is_root:
+                warnings.warn(f'{self._name}: summing gradients with MPI Allreduce, as shared memory '
+                              f'is unavailable: {problem} (a container may need a larger /dev/shm: '
+                              'docker run --shm-size)', stacklevel=4)
 
     def _resynchronise(self, target: Any, params: list[Parameter], layout: list[Any]) -> bool:
         """Parameters appeared or changed since the last update: check that every rank agrees on the
@@ -203,50 +243,57 @@ class DistributedOptimizer:
             broadcast_arrays(self.communicator, buffers, bucket_bytes=self.bucket_bytes)
 
     # --- averaging the gradients ----------------------------------------------------------------
-    def _bucket_buffer(self, k: int, extra: int) -> np.ndarray:
-        """Bucket ``k``'s host buffer: the previous step's when nothing refers to it any more (the
-        gradients viewing it were cleared or replaced by the next backward), else a new one, so that no
-        array anyone can still see is overwritten. Reuse spares the page faults of a fresh buffer of
-        megabytes at every step (measured: a quarter of the Allreduce time here)."""
-        buffers = self._buffers
-        # Two references when unused: the list's and getrefcount's argument; a gradient view adds one.
-        if buffers[k] is None or sys.getrefcount(buffers[k]) > 2:
-            buffers[k] = self._buckets[k].empty(extra)
-        return buffers[k]
-
     def _allreduce_gradients(self, params: list[Parameter]) -> None:
-        """Replace every gradient by its mean over the ranks: one in-place ``Allreduce`` per bucket.
+        """Replace every gradient by its mean over the ranks: every bucket packed (scaled by 1 / size)
+        and summed, through shared memory or with one in-place ``Allreduce`` each.
 
         The first bucket also carries, after the gradients, one count per parameter of the ranks that
         have a gradient for it (so all ranks agree which parameters get one, without another call).
         """
         MPI = import_mpi()
-        mpi_comm = self.communicator.mpi_comm
+        mpi_comm, shared = self.communicator.mpi_comm, self._shared
         scale = 1.0 / self.communicator.size
-        results: list[tuple[Bucket, np.ndarray]] = []
-        counts = None
+        buffers: list[np.ndarray] = []
         for k, bucket in enumerate(self._buckets):
-            buffer = self._bucket_buffer(k, extra=len(params) if k == 0 else 0)
+            packed = shared.part(k) if shared else self._buffers[k].take()
             for slot in bucket.slots:
                 grad = params[slot.index].grad
-                part = buffer[slot.start:slot.stop]
+                part = packed[slot.start:slot.stop]
                 if grad is None:
                     part.fill(0)
                 else:  # the scaling rides on the copy: the sum is then the mean
                     np.multiply(as_numpy(grad.data).reshape(-1), scale, out=part)
             if k == 0:
-                buffer[bucket.size:] = [p.grad is not None for p in params]
+                packed[bucket.size:] = [p.grad is not None for p in params]
+            if shared is None:
+                start = time.perf_counter()
+                mpi_comm.Allreduce(MPI.IN_PLACE, packed, op=MPI.SUM)
+                self.allreduce_seconds += time.perf_counter() - start
+                buffers.append(packed)
+        read_only = False
+        if shared is not None:
             start = time.perf_counter()
-            mpi_comm.Allreduce(MPI.IN_PLACE, buffer, op=MPI.SUM)
+            buffers, read_only, waited = shared.reduce(
+                lambda: [buffer.take() for buffer in self._buffers],
+                shareable=self._leaves_gradients_alone())
+            self.allreduce_wait_seconds += waited
             self.allreduce_seconds += time.perf_counter() - start
-            self.allreduce_calls += 1
-            if k == 0:
-                counts = buffer[bucket.size:]
-            results.append((bucket, buffer))
-        for bucket, buffer in results:
+        self.allreduce_calls += len(self._buckets)
+        counts = buffers[0][self._buckets[0].size:] if self._buckets else None
+        for bucket, buffer in zip(self._buckets, buffers):
             for slot in bucket.slots:
                 param = params[slot.index]
                 if counts[slot.index] > 0:
-                    param.grad = Variable(like(buffer[slot.start:slot.stop].reshape(slot.shape), param.data))
+                    mean = buffer[slot.start:slot.stop].reshape(slot.shape)
+                    if read_only:  # shared by the machine's ranks: a write would reach them all
+                        mean.flags.writeable = False
+                    param.grad = Variable(like(mean, param.data))
                 else:
                     param.grad = None
+
+    def _leaves_gradients_alone(self) -> bool:
+        """Whether the wrapped optimizer and all its hooks are dezero's own, which never write into a
+        gradient array (see dezero.optimizers): then the ranks of a machine may share one read-only
+        result. Any other (a hook function, a subclass) might, and gets a private copy."""
+        own = [self.actual_optimizer, *self.actual_optimizer.hooks]
+        return all(type(item).__module__ == _OPTIMIZERS_MODULE for item in own)

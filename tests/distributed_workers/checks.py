@@ -83,21 +83,33 @@ results['eval_pass'] = [x.tolist() for x, _ in eval_loader]
 results['unequal_lengths'] = caught(lambda: DistributedDataLoader(Indices(100 + rank), 10, comm))
 
 # --- training: two ranks on half batches (the test compares with one process on the whole batch) -----
+# Three ways of summing: the ranks share one read-only result (dezero's optimizers and hooks); each
+# gets a private copy (a hook of the user's, which might write into gradients); MPI Allreduce.
+def users_hook(params) -> None:
+    """Changes nothing, but is not one of dezero's hooks."""
+
+
 for case in ('mlp_sgd', 'cnn_adam_wd_clip'):
-    made: list[DistributedOptimizer] = []
+    for way in ('shared', 'private', 'allreduce'):
+        made: list[DistributedOptimizer] = []
 
-    def wrap(optimizer, case=case, made=made):
-        # The CNN uses tiny buckets, so that several Allreduce calls carry its gradients.
-        options = {'bucket_bytes': 1000} if case == 'cnn_adam_wd_clip' else {}
-        made.append(DistributedOptimizer(optimizer, comm, **options))
-        return made[-1]
+        def wrap(optimizer, case=case, way=way, made=made):
+            # The CNN uses tiny buckets, so that several buckets carry its gradients.
+            options = {'bucket_bytes': 1000} if case == 'cnn_adam_wd_clip' else {}
+            made.append(DistributedOptimizer(optimizer, comm, shared_memory=way != 'allreduce', **options))
+            if way == 'private':
+                made[-1].add_hook(users_hook)
+            return made[-1]
 
-    model = train(case, rank, wrap)
-    for path, data in params_of(model).items():
-        arrays[f'{case}/{path}'] = data
-    results[f'{case}/allreduce_calls'] = made[0].allreduce_calls
-    results[f'{case}/buckets'] = len(made[0]._buckets)
-    results[f'{case}/skipped'] = made[0].skipped_updates
+        model = train(case, rank, wrap)
+        for path, data in params_of(model).items():
+            arrays[f'{case}/{way}/{path}'] = data
+        key = f'{case}/{way}'
+        results[f'{key}/allreduce_calls'] = made[0].allreduce_calls
+        results[f'{key}/buckets'] = len(made[0]._buckets)
+        results[f'{key}/skipped'] = made[0].skipped_updates
+        results[f'{key}/through_shared_memory'] = made[0]._shared is not None
+        results[f'{key}/read_only'] = [not p.grad.data.flags.writeable for p in model.params()]
 
 # --- lazy parameters created with different values: synchronised, that one update skipped -----------
 np.random.seed(100 + rank)
@@ -161,23 +173,43 @@ results['branch_grads'] = {path: None if p.grad is None else p.grad.data.tolist(
 for path, data in params_of(model).items():
     arrays[f'branch/{path}'] = data
 
-# --- buffers are reused, but never under a gradient someone still holds --------------------------
-np.random.seed(0)
-model = TinyMLP()
-x = np.random.default_rng(8).standard_normal((4, 5))
-model(x)
-optimizer = DistributedOptimizer(optimizers.SGD(lr=0.1), comm).setup(model)
-buffer_ids, kept = [], None
-for step in range(4):
-    model.cleargrads()
-    F.sum(model(x) ** 2).backward()
+# --- results are reused, but never under a gradient someone still holds --------------------------
+def reuse(**options) -> dict[str, object]:
+    """Five steps, keeping the gradient of steps 1 and 2; the address of the memory each step's
+    gradient lies in, whether it was read-only, whether the kept ones stayed intact."""
+    np.random.seed(0)
+    model = TinyMLP()
+    x = np.random.default_rng(8).standard_normal((4, 5))
+    model(x)
+    optimizer = DistributedOptimizer(optimizers.SGD(lr=0.1), comm, **options).setup(model)
+    addresses, read_only, kept = [], [], []
+    for step in range(5):
+        model.cleargrads()
+        F.sum(model(x) ** 2).backward()
+        optimizer.update()
+        addresses.append(model.l0.W.grad.data.__array_interface__['data'][0])
+        read_only.append(not model.l0.W.grad.data.flags.writeable)
+        if step in (1, 2):
+            kept.append((model.l0.W.grad, model.l0.W.grad.data.copy()))
+    write = caught(lambda: model.l0.W.grad.data.__iadd__(1.0))
+    return {'addresses': addresses, 'read_only': read_only, 'write': write,
+            'kept_intact': all(np.array_equal(g.data, copy) for g, copy in kept)}
+
+
+results['reuse_shared'] = reuse()
+results['reuse_allreduce'] = reuse(shared_memory=False)
+
+
+def write_into_shared_result() -> None:
+    np.random.seed(0)
+    model = TinyMLP()
+    optimizer = DistributedOptimizer(optimizers.SGD(lr=0.1), comm).setup(model)
+    F.sum(model(np.ones((2, 5)))).backward()
     optimizer.update()
-    buffer_ids.append(id(optimizer._buffers[0]))
-    if step == 1:
-        kept, kept_copy = model.l0.W.grad, model.l0.W.grad.data.copy()
-results['buffer_reused'] = buffer_ids[0] == buffer_ids[1] and buffer_ids[2] == buffer_ids[3]
-results['buffer_replaced_when_held'] = buffer_ids[1] != buffer_ids[2]
-results['kept_gradient_intact'] = bool(np.array_equal(kept.data, kept_copy))
+    model.l0.W.grad.data[...] = 0.0
+
+
+results['write_into_shared_result'] = caught(write_into_shared_result)
 
 # --- the wrapped optimizer's attributes, read and set through the wrapper ---------------------------
 wrapped = DistributedOptimizer(optimizers.SGD(lr=0.1), comm)
