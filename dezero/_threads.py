@@ -71,7 +71,15 @@ def set_num_threads(n: int) -> None:
 # threadpoolctl's own setter costs several microseconds per call)
 # =============================================================================
 _controls: list[tuple[Callable[[], int], Callable[[int], Any]]] | None = None
-_controls_pid = 0
+
+
+def _forget_controls() -> None:
+    global _controls
+    _controls = None
+
+
+# A forked child looks the libraries up again (cheaper than comparing process ids at every call).
+os.register_at_fork(after_in_child=_forget_controls)
 
 
 def _openblas_functions(dynlib: Any) -> tuple[Callable[[], int], Callable[[int], Any]] | None:
@@ -88,10 +96,10 @@ def _openblas_functions(dynlib: Any) -> tuple[Callable[[], int], Callable[[int],
 def _blas_controls() -> list[tuple[Callable[[], int], Callable[[int], Any]]]:
     """``(get_count, set_count)`` for every BLAS library loaded in this process; empty without
     threadpoolctl. Found once (again in a forked child, where libraries may have been loaded since)."""
-    global _controls, _controls_pid
-    if _controls is not None and _controls_pid == os.getpid():
+    global _controls
+    if _controls is not None:
         return _controls
-    _controls, _controls_pid = [], os.getpid()
+    _controls = []
     try:
         import threadpoolctl
     except ImportError:
@@ -122,6 +130,12 @@ class _SingleThreadedBlas:
         self._lock = threading.Lock()
         self._depth = 0
         self._saved: list[int] = []
+
+    @property
+    def active(self) -> bool:
+        """Whether some thread is inside the context now, so BLAS runs on one thread (read without
+        the lock: a call that sees it just as it ends only loses speed)."""
+        return self._depth > 0
 
     def __enter__(self) -> None:
         with self._lock:

@@ -194,6 +194,9 @@ class Variable:
         heap = [(-creator.generation, 0, creator)]
         seen = {creator}
         counter = 1
+        # id(x) -> the gradient sum this pass made for x: a fresh array nobody else holds until x's
+        # creator runs (after every consumer of x), so later terms are added into it in place.
+        sums: dict[int, Variable] = {}
         pop, push = heapq.heappop, heapq.heappush
         old_enable = Config.enable_backprop
         Config.enable_backprop = create_graph
@@ -221,7 +224,11 @@ class Variable:
                         # A new Variable, never ``+=``: two gradients may share one array.
                         x.grad = x.grad + gx
                     else:  # the same sum, without an Add op when nothing is recorded
-                        x.grad = Variable(as_array(x.grad.data + gx.data))
+                        total, g = x.grad.data, gx.data
+                        if sums.get(id(x)) is x.grad and total.shape == g.shape and total.dtype == g.dtype:
+                            total += g  # (a recurrent weight's gradient: no array per time step)
+                        else:
+                            x.grad = sums[id(x)] = Variable(as_array(total + g))
                     x_creator = x.creator
                     if x_creator is not None and x_creator not in seen:
                         seen.add(x_creator)

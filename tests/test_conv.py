@@ -52,17 +52,25 @@ def _check_conv_and_deconv(stride, pad):
              lambda x, W, b: TF.conv_transpose2d(x, W, b, stride=stride, padding=pad), [x, W, b])
 
 
+# The CPU kernels' two GEMM layouts: one wide GEMM per chunk, or one per image (short patches).
+GEMM_LAYOUTS = pytest.mark.parametrize('per_image_max_k', [0, 10 ** 6], ids=['wide', 'per-image'])
+
+
+@GEMM_LAYOUTS
 @pytest.mark.parametrize('stride,pad', [(1, 1), ((2, 3), (0, 1))])
-def test_conv_family_in_batch_chunks(monkeypatch, stride, pad):
+def test_conv_family_in_batch_chunks(monkeypatch, stride, pad, per_image_max_k):
     # A tiny working-set budget makes the CPU kernels go one image at a time.
     monkeypatch.setattr(conv_module, '_CHUNK_BYTES', 1)
+    monkeypatch.setattr(conv_module, '_PER_IMAGE_MAX_K', per_image_max_k)
     _check_conv_and_deconv(stride, pad)
 
 
+@GEMM_LAYOUTS
 @pytest.mark.parametrize('stride,pad', [(1, 0), (1, (2, 1)), (2, 1)])
-def test_conv_family_split_over_threads(monkeypatch, stride, pad):
+def test_conv_family_split_over_threads(monkeypatch, stride, pad, per_image_max_k):
     # A size threshold of 1 sends even these small arrays through the multithreaded split path.
     monkeypatch.setattr(dezero._parallel, '_SPLIT_MIN_SIZE', 1)
+    monkeypatch.setattr(conv_module, '_PER_IMAGE_MAX_K', per_image_max_k)
     _check_conv_and_deconv(stride, pad)
 
 

@@ -372,7 +372,7 @@ def test_retain_grad():
     assert y.grad.data == 1.0 and a.grad.data == 1.0 and x.grad.data == 6.0
 
 
-def test_accumulation_never_writes_in_place():
+def test_accumulation_never_writes_into_shared_or_earlier_gradients():
     x = Variable(np.array([1.0, 2.0]))
     y = x + x
     y.backward(retain_grad=True)
@@ -387,6 +387,28 @@ def test_accumulation_never_writes_in_place():
     x.cleargrad()
     y.backward()
     np.testing.assert_array_equal(x.grad.data, [2.0, 2.0])
+
+
+def test_later_terms_add_into_the_sum_the_pass_made():
+    """From the third term on, a gradient is added into the sum this pass made for the first two
+    (no new array per term); the gradients Add hands to both its inputs are never written."""
+    x = Variable(np.array([1.0, 2.0]))
+    a = x + x  # backward gives x the same gradient object twice
+    y = a * 3.0 + x + x * 2.0
+    y.backward(retain_grad=True)
+    np.testing.assert_array_equal(x.grad.data, [9.0, 9.0])  # 3 * 2 + 1 + 2
+    np.testing.assert_array_equal(a.grad.data, [3.0, 3.0])
+    np.testing.assert_array_equal(y.grad.data, [1.0, 1.0])
+    assert not np.shares_memory(x.grad.data, a.grad.data)
+    terms = [Variable(np.full(2, float(k))) for k in range(4)]
+    total = sum(x * t for t in terms[1:]) + x * terms[0]
+    x.cleargrad()
+    total.backward()
+    np.testing.assert_array_equal(x.grad.data, [6.0, 6.0])
+    first = x.grad
+    total.backward()  # a new pass: the earlier sum is not written
+    np.testing.assert_array_equal(first.data, [6.0, 6.0])
+    np.testing.assert_array_equal(x.grad.data, [12.0, 12.0])
 
 
 def test_variable_used_twice_accumulates():

@@ -311,8 +311,11 @@ def test_state_follows_its_parameter_between_devices(monkeypatch):
     assert all(type(a) is np.ndarray for s in optimizer.state.values() for a in s.values())
 
 
-@pytest.mark.parametrize('make', [lambda: optimizers.SGD(lr=0.1), lambda: optimizers.Adam(alpha=0.01),
-                                  lambda: optimizers.AdamW(alpha=0.01)], ids=['SGD', 'Adam', 'AdamW'])
+@pytest.mark.parametrize('make', [lambda: optimizers.SGD(lr=0.1), lambda: optimizers.MomentumSGD(lr=0.1),
+                                  lambda: optimizers.AdaGrad(lr=0.1), lambda: optimizers.AdaDelta(),
+                                  lambda: optimizers.RMSprop(), lambda: optimizers.Adam(alpha=0.01),
+                                  lambda: optimizers.AdamW(alpha=0.01)],
+                         ids=['SGD', 'MomentumSGD', 'AdaGrad', 'AdaDelta', 'RMSprop', 'Adam', 'AdamW'])
 def test_updates_split_over_threads_give_the_same_trajectory(monkeypatch, make):
     """Large parameters are updated in slices on several threads; the result must not change."""
     def trajectory():
@@ -325,9 +328,14 @@ def test_updates_split_over_threads_give_the_same_trajectory(monkeypatch, make):
         return param.data
 
     serial = trajectory()
-    monkeypatch.setattr(dezero._parallel, '_SPLIT_MIN_SIZE', 1)
+    monkeypatch.setattr(dezero._parallel, '_BLOCKED_MIN_WORK', 1)
     monkeypatch.setattr(dezero._parallel, '_BLOCK', 7)  # blocks of 7 of the 80 elements
     monkeypatch.setattr(dezero._threads, '_num_threads', 4)
+    regions = []
+    run_parts = dezero._parallel.run_parts
+    monkeypatch.setattr(dezero._parallel, 'run_parts',
+                        lambda body, parts: regions.append(parts) or run_parts(body, parts))
     split = trajectory()
+    assert regions == [4] * 5  # every update ran on four threads
     np.testing.assert_array_equal(split, serial)
     assert split.dtype == np.float32

@@ -14,6 +14,7 @@ def many_threads(monkeypatch):
     monkeypatch.setattr(_threads, '_num_threads', 4)
     monkeypatch.setattr(_parallel, '_GEMM_MIN_WORK', 1)
     monkeypatch.setattr(_parallel, '_SPLIT_MIN_SIZE', 1)
+    monkeypatch.setattr(_parallel, '_BLOCKED_MIN_WORK', 1)
 
 
 def test_run_parts_returns_every_part_in_order(many_threads):
@@ -58,8 +59,9 @@ def test_split_apply_on_more_threads_than_rows(many_threads):
     np.testing.assert_array_equal(out, -x)
 
 
+@pytest.mark.parametrize('per_image_max_k', [0, 10 ** 6], ids=['wide', 'per-image'])
 @pytest.mark.parametrize('chunk_bytes', [1, 10 ** 9], ids=['image-per-chunk', 'one-chunk-per-thread'])
-def test_conv_family_on_four_threads_matches_one_thread(monkeypatch, chunk_bytes):
+def test_conv_family_on_four_threads_matches_one_thread(monkeypatch, chunk_bytes, per_image_max_k):
     rng = np.random.default_rng(1)
     x = rng.standard_normal((7, 3, 8, 8))
     W = rng.standard_normal((5, 3, 3, 3))
@@ -72,6 +74,7 @@ def test_conv_family_on_four_threads_matches_one_thread(monkeypatch, chunk_bytes
         (F.sum(y * y) + F.sum(z)).backward()
         return [y.data, z.data, xs.grad.data, Ws.grad.data, bs.grad.data]
 
+    monkeypatch.setattr(conv_module, '_PER_IMAGE_MAX_K', per_image_max_k)
     monkeypatch.setattr(_threads, '_num_threads', 1)
     serial = run()
     monkeypatch.setattr(_threads, '_num_threads', 4)

@@ -245,6 +245,111 @@ def test_unchain_backward_truncates_backprop(kind):
         np.testing.assert_allclose(truncated[name], p.grad.data, rtol=1e-12, atol=1e-14, err_msg=name)
 
 
+GATED = ['LSTM', 'GRU']
+
+
+def _own_packed(layer):
+    return [layer._packed] if hasattr(layer, '_packed') else [layer._packed_x, layer._packed_h]
+
+
+@pytest.mark.parametrize('kind', GATED)
+def test_gate_weights_stay_slices_of_one_packed_array(kind):
+    """The fused step reads the gate Parameters as one packed array: their data are its slices, also
+    after an optimizer step (in place) and after their data were replaced (packed again)."""
+    layer, _ = PAIRS[kind](seed=11)
+    x = np.random.default_rng(12).standard_normal((N, IN))
+    layer(x)
+    layer(x)
+
+    def packed_everywhere():
+        packs = _own_packed(layer)
+        return all(any(np.shares_memory(p.data, pack.packed) for pack in packs)
+                   for name, p in layer.named_params() if name != 'h2n/b')
+
+    assert packed_everywhere()
+    layer.cleargrads()
+    layer(x).sum().backward()
+    dezero.optimizers.SGD(lr=0.1).setup(layer).update()
+    assert packed_everywhere()
+    before = {name: p.data.copy() for name, p in layer.named_params()}
+    for name, p in layer.named_params():  # new arrays, as load_weights gives
+        p.data = before[name] * 1.5
+    layer.reset_state()
+    ys = [layer(x).data for _ in range(2)]  # a fresh step, then one through the hidden weights
+    assert packed_everywhere()
+    reference, _ = PAIRS[kind](seed=11)
+    for name, p in reference.named_params():
+        p.data = before[name] * 1.5
+    for y in ys:
+        np.testing.assert_allclose(y, reference(x).data, rtol=1e-12)
+
+
+@pytest.mark.parametrize('kind', GATED)
+def test_packed_weights_reused_across_backward_passes_give_fresh_gradients(kind):
+    """Without unchain_backward the packed weights' Variable is shared by the next window's steps too;
+    after an update between the passes, the second pass's gradients are those of a fresh layer with
+    the updated weights (nothing cached from the first pass is reused)."""
+    rng = np.random.default_rng(13)
+    xs = [rng.standard_normal((N, IN)) for _ in range(3)]
+    layer, _ = PAIRS[kind](seed=14)
+    optimizer = dezero.optimizers.SGD(lr=0.5).setup(layer)
+    sum((layer(x) ** 2).sum() for x in xs).backward()
+    optimizer.update()
+    layer.reset_state()
+    layer.cleargrads()
+    sum((layer(x) ** 2).sum() for x in xs).backward()
+
+    fresh, _ = PAIRS[kind](seed=14)
+    for p, q in zip(fresh.params(), layer.params()):
+        p.data = q.data.copy()
+    sum((fresh(x) ** 2).sum() for x in xs).backward()
+    for (name, p), (_, q) in zip(fresh.named_params(), layer.named_params()):
+        np.testing.assert_allclose(q.grad.data, p.grad.data, rtol=1e-12, atol=1e-14, err_msg=name)
+
+
+@pytest.mark.parametrize('kind', GATED)
+def test_functional_steps_take_per_gate_weights(kind):
+    """``lstm_step``/``gru_step`` pack per-gate weights themselves; gradients reach each of them."""
+    rng = np.random.default_rng(15)
+    gates = 4 if kind == 'LSTM' else 3
+    W_x = [Variable(rng.standard_normal((IN, H))) for _ in range(gates)]
+    b_x = [Variable(rng.standard_normal(H)) for _ in range(gates)]
+    W_h = [Variable(rng.standard_normal((H, H))) for _ in range(gates)]
+    x, h = rng.standard_normal((N, IN)), Variable(rng.standard_normal((N, H)))
+    if kind == 'LSTM':
+        c = Variable(rng.standard_normal((N, H)))
+        h_new, c_new = F.lstm_step(x, h, c, W_x, b_x, W_h)
+        loss = (h_new * c_new).sum()
+    else:
+        loss = (F.gru_step(x, h, W_x, b_x, W_h, Variable(rng.standard_normal(H))) ** 2).sum()
+    loss.backward()
+    assert all(w.grad is not None and w.grad.shape == w.shape for w in W_x + b_x + W_h + [h])
+    with pytest.raises(ValueError, match='must hold the'):
+        (F.lstm_step(x, h, c, W_x[:3], b_x, W_h) if kind == 'LSTM'
+         else F.gru_step(x, h, W_x[:2], b_x, W_h, b_x[0]))
+
+
+def test_pack_gates_checks_the_weights():
+    with pytest.raises(ValueError, match=r'pack_gates: every gate needs weights of the same shapes'):
+        F.pack_gates([[np.zeros((2, 3))], [np.zeros((2, 4))]])
+    with pytest.raises(ValueError, match=r'pack_gates: expected the same non-zero number of weights'):
+        F.pack_gates([[np.zeros((2, 3))], []])
+    packed = F.pack_gates([[np.ones((2, 3)), np.full(3, 2.0)], [np.zeros((2, 3)), np.full(3, 3.0)]])
+    np.testing.assert_array_equal(packed.data[:, 2], [[2.0] * 3, [3.0] * 3])
+    assert packed.shape == (2, 3, 3)
+
+
+def test_a_pickled_lstm_packs_its_weights_again():
+    import pickle
+    layer, _ = PAIRS['LSTM'](seed=16)
+    x = np.random.default_rng(17).standard_normal((N, IN))
+    y = layer(x).data
+    layer.reset_state()
+    copy = pickle.loads(pickle.dumps(layer))
+    np.testing.assert_allclose(copy(x).data, y, rtol=1e-12)
+    assert np.shares_memory(copy.h2f.W.data, copy._packed.packed)
+
+
 class _SinModel(Model):
     def __init__(self, hidden_size):
         super().__init__()

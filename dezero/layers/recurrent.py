@@ -8,18 +8,21 @@ goes.
 Parameter names (the keys in ``save_weights`` files) follow the book: one ``Linear`` per gate and
 source, ``x2*`` for the input projection (with bias) and ``h2*`` for the hidden projection (no bias,
 except GRU's ``h2n``, which PyTorch's formulation needs inside the reset gate). Separate projections
-were kept rather than one fused ``Linear`` of width 4H so that the book's weight files stay loadable.
+were kept rather than one fused ``Linear`` of width 4H so that the book's weight files stay loadable;
+LSTM and GRU keep the data of their gate weights as slices of one packed array (``_PackedWeights``),
+so that their fused step reads every gate without copying.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from dezero._checks import describe, positive_int
-from dezero.core import Variable
+from dezero.core import Config, Parameter, Variable
 from dezero.cuda import get_array_module
 from dezero.layers.base import Layer, Linear
 from dezero.ops.math import tanh
-from dezero.ops.recurrent import gru_step, lstm_step
+from dezero.ops.recurrent import PackedGates, gru_step, lstm_step, pack_gates
 
 __all__ = ['RNN', 'LSTM', 'GRU']
 
@@ -52,6 +55,79 @@ def _build_input_weights(linears: Any, x: Any) -> None:
         if linear.W.data is None:
             linear.in_size = x.shape[1]
             linear._init_W(get_array_module(x))
+
+
+class _PackedWeights:
+    """Gate weights of a recurrent layer kept packed: gate ``g``'s Parameters (an LSTM's ``h2f/W``,
+    ``x2f/W``, ``x2f/b``, say) are consecutive rows of block ``g`` of one array ``packed (G, R, H)``
+    (``PackedGates``' layout), handed to the fused step as one Variable.
+
+    The Parameters stay separate, under the book's names; only their ``data`` are views of ``packed``.
+    An optimizer updates them in place, so ``packed`` always holds their values, and the packed
+    Variable (``PackedGates``: no copy) is made once and shared by the steps until the graph behind
+    it is cut (``unchain_backward``): each step's weight gradient then adds into one array, split
+    into the Parameters' gradients once per backward pass. When a Parameter's data is replaced
+    (``load_weights``, ``to_gpu``, an assignment), the next call copies the values into a new
+    ``packed``. Weights that are not the layer's own Parameters with fitting shapes and one dtype
+    (``functional_call`` substitutes Variables) are packed, copied, at each call.
+    """
+
+    def __init__(self, params: Sequence[Sequence[Parameter]]) -> None:
+        self.params = tuple(tuple(gate) for gate in params)
+        self.views: tuple = ()
+        self.packed: Any = None
+        self.variables: dict[tuple[int, int], Variable] = {}  # (first gate, first weight) -> Variable
+
+    def variable(self, weights: Sequence[Sequence[Variable]], first_gate: int = 0,
+                 first_weight: int = 0) -> Variable:
+        """The packed ``weights[first_gate:]``, each gate's from its weight ``first_weight`` on;
+        ``weights`` are the layer's current weight objects, gate by gate."""
+        chosen = [gate[first_weight:] for gate in weights[first_gate:]]
+        flat = [w for gate in weights for w in gate]
+        if any(w is not p for w, p in zip(flat, (p for gate in self.params for p in gate))):
+            return pack_gates(chosen)
+        if not self.views or any(w.data is not v for w, v in zip(flat, self.views)):
+            if not self._pack():
+                return pack_gates(chosen)
+        key = (first_gate, first_weight)
+        y = self.variables.get(key)
+        if y is None or (y.creator is None and Config.enable_backprop):
+            row = sum(_rows(p.data) for p in self.params[0][:first_weight])
+            y = self.variables[key] = PackedGates(len(chosen), self.packed[first_gate:, row:])(
+                *[w for gate in chosen for w in gate])
+        return y
+
+    def _pack(self) -> bool:
+        """Copy the Parameters' data into a new ``packed`` and make their data its slices; False when
+        their shapes, dtypes or devices do not fit one array (nothing is changed then)."""
+        arrays = [[p.data for p in gate] for gate in self.params]
+        first = arrays[0][0]
+        shapes = [a.shape for a in arrays[0]]
+        if any([a.shape for a in gate] != shapes for gate in arrays) or any(
+                len(s) not in (1, 2) or s[-1] != first.shape[-1] for s in shapes) or any(
+                a.dtype != first.dtype or type(a) is not type(first) for gate in arrays for a in gate):
+            return False
+        rows = [_rows(a) for a in arrays[0]]
+        packed = get_array_module(first).empty((len(arrays), sum(rows), first.shape[-1]), dtype=first.dtype)
+        for g, gate in enumerate(self.params):
+            row = 0
+            for param, count in zip(gate, rows):
+                view = packed[g, row:row + count] if param.data.ndim == 2 else packed[g, row]
+                view[...] = param.data
+                param.data = view
+                row += count
+        self.packed, self.variables = packed, {}
+        self.views = tuple(p.data for gate in self.params for p in gate)
+        return True
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Packed again after unpickling (the Variables hold a graph, and views unpickle as copies).
+        return {'params': self.params, 'views': (), 'packed': None, 'variables': {}}
+
+
+def _rows(array: Any) -> int:
+    """The rows an array takes in its gate's block: a matrix its rows, a bias one."""
+    return array.shape[0] if array.ndim == 2 else 1
 
 
 class RNN(Layer):
@@ -115,6 +191,12 @@ class LSTM(Layer):
         self.h2u = Linear(H, in_size=H, nobias=True)
         self.h: Variable | None = None
         self.c: Variable | None = None
+        self._packed = _PackedWeights(self._gate_weights())
+
+    def _gate_weights(self) -> list[list[Parameter]]:
+        """Each gate's weights, gates in order f, i, o, u: ``[h2*/W, x2*/W, x2*/b]`` (LSTMStep's layout)."""
+        return [[h2.W, x2.W, x2.b] for x2, h2 in ((self.x2f, self.h2f), (self.x2i, self.h2i),
+                                                  (self.x2o, self.h2o), (self.x2u, self.h2u))]
 
     def reset_state(self) -> None:
         """Forget the hidden state ``h`` and the cell ``c``: the next call starts a new sequence."""
@@ -123,13 +205,12 @@ class LSTM(Layer):
 
     def forward(self, x: Any) -> Variable:
         _check_step_input('LSTM', x, self.h)
-        x_gates = (self.x2f, self.x2i, self.x2o, self.x2u)
-        _build_input_weights(x_gates, x)
-        h_weights = None if self.h is None else [g.W for g in (self.h2f, self.h2i, self.h2o, self.h2u)]
+        _build_input_weights((self.x2f, self.x2i, self.x2o, self.x2u), x)
         # One fused Function per step (dezero.ops.recurrent); the forget gate only matters when
         # there is a cell to forget.
-        self.h, self.c = lstm_step(x, self.h, self.c, [g.W for g in x_gates], [g.b for g in x_gates],
-                                   h_weights)
+        W = self._packed.variable(self._gate_weights(), first_gate=0 if self.c is not None else 1,
+                                  first_weight=0 if self.h is not None else 1)
+        self.h, self.c = lstm_step(x, self.h, self.c, W)
         return self.h
 
 
@@ -157,6 +238,15 @@ class GRU(Layer):
         self.h2z = Linear(H, in_size=H, nobias=True)
         self.h2n = Linear(H, in_size=H)
         self.h: Variable | None = None
+        self._packed_x = _PackedWeights(self._input_weights())
+        self._packed_h = _PackedWeights(self._hidden_weights())
+
+    def _input_weights(self) -> list[list[Parameter]]:
+        """Each gate's input weights, gates in order r, z, n: ``[x2*/W, x2*/b]``."""
+        return [[g.W, g.b] for g in (self.x2r, self.x2z, self.x2n)]
+
+    def _hidden_weights(self) -> list[list[Parameter]]:
+        return [[g.W] for g in (self.h2r, self.h2z, self.h2n)]
 
     def reset_state(self) -> None:
         """Forget the hidden state: the next call starts from zeros."""
@@ -164,10 +254,10 @@ class GRU(Layer):
 
     def forward(self, x: Any) -> Variable:
         _check_step_input('GRU', x, self.h)
-        x_gates = (self.x2r, self.x2z, self.x2n)
-        _build_input_weights(x_gates, x)
-        h_weights = None if self.h is None else [g.W for g in (self.h2r, self.h2z, self.h2n)]
+        _build_input_weights((self.x2r, self.x2z, self.x2n), x)
         # One fused Function per step (dezero.ops.recurrent); for a fresh state (h = 0) every h2*
         # product vanishes but h2n's bias, which the reset gate still scales.
-        self.h = gru_step(x, self.h, [g.W for g in x_gates], [g.b for g in x_gates], h_weights, self.h2n.b)
+        W_x = self._packed_x.variable(self._input_weights())
+        W_h = None if self.h is None else self._packed_h.variable(self._hidden_weights())
+        self.h = gru_step(x, self.h, W_x, None, W_h, self.h2n.b)
         return self.h

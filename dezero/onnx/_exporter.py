@@ -468,28 +468,49 @@ def _emit_binary_cross_entropy(g: _Graph, f: Function, xs: list, ys: list) -> No
     g.node('Div', [total, _batch_count(g, xs[0], len(p), g.is_batched(p), p.dtype)], ys)
 
 
-def _recurrent_inputs(f: Function, xs: list, gates: int, has_c: bool) -> tuple[str, str | None,
-                                                                              str | None, list, list, list]:
-    """The ONNX names of a fused recurrent step's inputs, in the order its Function takes them:
-    ``(x, h, c, W_x per gate, b_x per gate, W_h per gate)`` (None or [] for what the state lacks)."""
-    rest = list(xs[1:])
-    h = rest.pop(0) if f.has_h else None
-    c = rest.pop(0) if has_c else None
-    W_x, b_x = rest[:gates], rest[gates:2 * gates]
-    W_h = rest[2 * gates:3 * gates] if f.has_h else []
-    return xs[0], h, c, W_x, b_x, W_h
+def _emit_packed_gates(g: _Graph, f: Function, xs: list, ys: list) -> None:
+    """Each gate's weights' rows one after another, ``(G, R, H)`` (a bias is one row)."""
+    per_gate = len(xs) // f.gates
+    blocks = []
+    for k in range(f.gates):
+        rows = [name if w.ndim == 2 else g.one('Unsqueeze', [name, g.ints([0])])
+                for name, w in zip(xs[k * per_gate:(k + 1) * per_gate], f.inputs[k * per_gate:])]
+        block = rows[0] if len(rows) == 1 else g.one('Concat', rows, axis=0)
+        blocks.append(g.one('Unsqueeze', [block, g.ints([0])]))
+    g.node('Concat', blocks, ys, axis=0)
+
+
+def _rows(g: _Graph, packed: str, start: int, stop: int) -> str:
+    """Rows ``start:stop`` of every gate's block of a packed ``(G, R, H)``: ``(G, stop - start, H)``."""
+    return g.one('Slice', [packed, g.ints([start]), g.ints([stop]), g.ints([1])])
+
+
+def _gate(g: _Graph, stacked: str, k: int) -> str:
+    """Gate ``k`` of a gate-major ``(G, ...)``."""
+    return g.one('Gather', [stacked, g.constant(k, np.int64)], axis=0)
+
+
+def _input_gates(g: _Graph, x: str, packed: str, first_row: int, width: int) -> str:
+    """``x @ W_x + b`` for every gate, ``(G, N, H)``, from a packed ``(G, R, H)`` whose rows
+    ``first_row:`` are ``[W_x; b]`` (``W_x`` of ``width`` rows)."""
+    product = g.one('MatMul', [x, _rows(g, packed, first_row, first_row + width)])
+    return g.one('Add', [product, _rows(g, packed, first_row + width, first_row + width + 1)])
 
 
 def _emit_lstm_step(g: _Graph, f: Function, xs: list, ys: list) -> None:
-    """The fused LSTM step as its gates: ``a_k = x @ W_x[k] + b_x[k] (+ h @ W_h[k])`` for f, i, o, u;
-    ``c' = σ(a_f) * c + σ(a_i) * tanh(a_u)``, ``h' = σ(a_o) * tanh(c')``."""
-    x, h, c, W_x, b_x, W_h = _recurrent_inputs(f, xs, 4, f.has_c)
-    gates = []
-    for k in range(4):
-        a = g.one('Gemm', [x, W_x[k], b_x[k]])
-        gates.append(a if h is None else g.one('Add', [a, g.one('MatMul', [h, W_h[k]])]))
-    input_, output = (g.one('Sigmoid', [a]) for a in gates[1:3])
-    new = g.one('Mul', [input_, g.one('Tanh', [gates[3]])])
+    """The fused LSTM step as its gates: ``a = x @ W_x + b (+ h @ W_h)`` for f, i, o, u (i, o, u without
+    a cell) from the packed ``W`` (per gate ``[W_h; W_x; b]``); ``c' = σ(a_f) * c + σ(a_i) * tanh(a_u)``,
+    ``h' = σ(a_o) * tanh(c')``."""
+    rest = list(xs[1:])
+    h = rest.pop(0) if f.has_h else None
+    c = rest.pop(0) if f.has_c else None
+    hidden = f.inputs[-1].shape[2] if f.has_h else 0
+    a = _input_gates(g, xs[0], rest[0], hidden, f.inputs[0].shape[1])
+    if h is not None:
+        a = g.one('Add', [a, g.one('MatMul', [h, _rows(g, rest[0], 0, hidden)])])
+    gates = [_gate(g, a, k) for k in range(4 if f.has_c else 3)]
+    input_, output = (g.one('Sigmoid', [a]) for a in gates[-3:-1])
+    new = g.one('Mul', [input_, g.one('Tanh', [gates[-1]])])
     if c is None:
         g.one('Identity', [new], ys[1])
     else:
@@ -499,16 +520,19 @@ def _emit_lstm_step(g: _Graph, f: Function, xs: list, ys: list) -> None:
 
 def _emit_gru_step(g: _Graph, f: Function, xs: list, ys: list) -> None:
     """The fused GRU step (PyTorch's formulation): ``r, z = σ(x @ W_x + b_x (+ h @ W_h))``,
-    ``n = tanh(x @ W_x[n] + b_x[n] + r * (h @ W_h[n] + b_hn))``, ``h' = n + z * (h - n)``."""
-    x, h, _, W_x, b_x, W_h = _recurrent_inputs(f, xs, 3, False)
+    ``n = tanh(x @ W_x[n] + b_x[n] + r * (h @ W_h[n] + b_hn))``, ``h' = n + z * (h - n)``, from the
+    packed ``W_x`` (per gate ``[W_x; b_x]``) and ``W_h``."""
+    x, h, W_x, W_h = (xs[0], xs[1], xs[2], xs[3]) if f.has_h else (xs[0], None, xs[1], None)
     b_hn = xs[-1]
-    a = [g.one('Gemm', [x, W_x[k], b_x[k]]) for k in range(3)]
+    inputs = _input_gates(g, x, W_x, 0, f.inputs[0].shape[1])
+    a = [_gate(g, inputs, k) for k in range(3)]
     if h is None:
         r, z = (g.one('Sigmoid', [a[k]]) for k in range(2))
         hn = b_hn
     else:
-        r, z = (g.one('Sigmoid', [g.one('Add', [a[k], g.one('MatMul', [h, W_h[k]])])]) for k in range(2))
-        hn = g.one('Gemm', [h, W_h[2], b_hn])
+        products = g.one('MatMul', [h, W_h])
+        r, z = (g.one('Sigmoid', [g.one('Add', [a[k], _gate(g, products, k)])]) for k in range(2))
+        hn = g.one('Add', [_gate(g, products, 2), b_hn])
     n = g.one('Tanh', [g.one('Add', [a[2], g.one('Mul', [r, hn])])])
     if h is None:
         g.one('Sub', [n, g.one('Mul', [z, n])], ys[0])
@@ -555,6 +579,7 @@ _EMITTERS: dict[type, Emitter] = {
     shape.GetItem: _emit_get_item,
     misc.Concat: _emit_concat,
     misc.Stack: _emit_stack,
+    recurrent.PackedGates: _emit_packed_gates,
     misc.Where: _emit_where,
     # reductions
     reduction.Sum: _reduction('ReduceSum'),

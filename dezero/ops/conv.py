@@ -41,6 +41,11 @@ IntPair = int | tuple[int, int]
 # Working-set size of one batch chunk of the CPU convolution kernels (see _batch_chunks). 5.5 MiB
 # gives 8 images of a 32→64-channel 3x3 conv on 26x26 inputs, where OpenBLAS's GEMM measured fastest.
 _CHUNK_BYTES = 11 * 2 ** 19
+# Below this patch length (C*KH*KW) a chunk's GEMMs run image by image, straight into the output, each
+# patch matrix with a row of ones for the bias (see _patch_matrix): a wide GEMM with so short an
+# inner length is bound by its output's traffic. Measured 2.5x faster for a 1-channel 3x3 conv, 1.2x
+# for 8 channels, 10-20% slower for 32.
+_PER_IMAGE_MAX_K = 160
 
 
 # =============================================================================
@@ -321,7 +326,7 @@ def _patch_matrix(buffer: Any, view: Any, chunk: slice, ones_row: bool = False) 
     """Copy the chunk's patches into ``buffer`` as the matrix ``(C*KH*KW, B*OH*OW)``: rows in W's
     ``(C, KH, KW)`` order, columns image by image. Image-major columns make each chunk one wide GEMM,
     which OpenBLAS runs faster than a batch of per-image ones. With ``ones_row`` a last row of ones
-    is appended, so that the same GEMM also sums the other operand's rows."""
+    is appended, so that the same GEMM also sums the other operand's rows (or adds a bias)."""
     n, c, kh, kw, oh, ow = view[chunk].shape
     k, columns = c * kh * kw, n * oh * ow
     patches = buffer[:k * columns].reshape(c, kh, kw, n, oh, ow)
@@ -332,6 +337,19 @@ def _patch_matrix(buffer: Any, view: Any, chunk: slice, ones_row: bool = False) 
     matrix = buffer[:(k + 1) * columns].reshape(k + 1, columns)
     matrix[k] = 1
     return matrix
+
+
+def _image_patches(buffer: Any, view: Any, chunk: slice, ones_row: bool) -> Any:
+    """The chunk's patches as one matrix per image, ``(B, C*KH*KW (+ 1), OH*OW)`` in ``buffer``, with
+    a last row of ones when ``ones_row``: the operands of per-image GEMMs (``_PER_IMAGE_MAX_K``)."""
+    n, c, kh, kw, oh, ow = view[chunk].shape
+    k, p = c * kh * kw, oh * ow
+    rows = k + 1 if ones_row else k
+    patches = buffer[:n * rows * p].reshape(n, rows, p)
+    split_apply(get_array_module(buffer).copyto, patches[:, :k].reshape(n, c, kh, kw, oh, ow), view[chunk])
+    if ones_row:
+        patches[:, k] = 1
+    return patches
 
 
 def _conv_forward(x: Any, W: Any, b: Any, stride: tuple[int, int], pad: tuple[int, int]) -> Any:
@@ -348,6 +366,8 @@ def _conv_forward(x: Any, W: Any, b: Any, stride: tuple[int, int], pad: tuple[in
     y = xp.empty((n, oc, p), dtype=dtype)
     chunks, parts = _batch_chunks(xp, n, k * p * dtype.itemsize)
     bias = None if b is None else b.reshape(oc, 1)
+    if k < _PER_IMAGE_MAX_K:
+        return _conv_per_image(view, W_matrix, bias, y, chunks, parts).reshape(n, oc, oh, ow)
 
     def convolve(group: list[slice]) -> None:
         largest = group[0].stop - group[0].start
@@ -365,6 +385,24 @@ def _conv_forward(x: Any, W: Any, b: Any, stride: tuple[int, int], pad: tuple[in
 
     _run_chunks(convolve, chunks, parts)
     return y.reshape(n, oc, oh, ow)
+
+
+def _conv_per_image(view: Any, W_matrix: Any, bias: Any, y: Any, chunks: list[slice], parts: int) -> Any:
+    """conv2d's GEMMs image by image (a short patch length: ``_PER_IMAGE_MAX_K``), each written
+    straight into ``y (N, OC, P)``; the bias rides along as a last column of the weight."""
+    xp = get_array_module(y)
+    if bias is not None:
+        W_matrix = xp.concatenate([W_matrix, bias], axis=1)
+    rows = W_matrix.shape[1]
+
+    def convolve(group: list[slice]) -> None:
+        largest = group[0].stop - group[0].start
+        patch_buffer = _chunk_buffer(xp, largest * rows * y.shape[2], y.dtype, 'patches')
+        for chunk in group:
+            xp.matmul(W_matrix, _image_patches(patch_buffer, view, chunk, bias is not None), out=y[chunk])
+
+    _run_chunks(convolve, chunks, parts)
+    return y
 
 
 def _deconv_forward(x: Any, W: Any, b: Any, stride: tuple[int, int], pad: tuple[int, int],
@@ -581,6 +619,13 @@ class Conv2DGradW(Function):
         def accumulate(group: list[slice]) -> Any:
             largest = group[0].stop - group[0].start
             patch_buffer = _chunk_buffer(xp, rows * largest * p, dtype, 'patches')
+            if k < _PER_IMAGE_MAX_K:  # image by image: patches (B, rows, P) @ gy (B, P, OC)
+                total = None
+                for chunk in group:
+                    patches = _image_patches(patch_buffer, view, chunk, self.with_bias)
+                    product = xp.matmul(patches, gy_flat[chunk].transpose(0, 2, 1)).sum(axis=0)
+                    total = product if total is None else xp.add(total, product, out=total)
+                return total
             gy_buffer = _chunk_buffer(xp, oc * largest * p, dtype, 'gy')
             total = None
             for chunk in group:

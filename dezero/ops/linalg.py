@@ -5,6 +5,7 @@ from typing import Any
 
 from dezero import _parallel
 from dezero.core import Constant, Function, Variable, _check_inputs, sum_to
+from dezero.ops._formulas import run_backward
 from dezero.ops.shape import reshape, transpose
 
 __all__ = ['MatMul', 'Linear', 'matmul', 'linear', 'linear_simple']
@@ -82,11 +83,14 @@ class Linear(Function):
 
     def backward(self, gy: Variable) -> tuple[Variable, ...]:
         x, W = self.inputs[0], self.inputs[1]
-        gx = None if x.__class__ is Constant else matmul(gy, transpose(W))
-        gW = matmul(transpose(x), gy)
-        if len(self.inputs) == 2:
-            return gx, gW
-        return gx, gW, sum_to(gy, self.inputs[2].shape)
+        return run_backward(_linear_grads, gy, x, W, len(self.inputs) == 3, x.__class__ is not Constant)
+
+
+def _linear_grads(ops: Any, gy: Any, x: Any, W: Any, with_b: bool, need_x: bool) -> tuple[Any, ...]:
+    """Gradients of ``x @ W (+ b)``: ``(gx, gW)`` or ``(gx, gW, gb)``; gx is None unless ``need_x``."""
+    gx = ops.matmul(gy, W.T) if need_x else None
+    gW = ops.matmul(x.T, gy)
+    return (gx, gW, ops.sum_to(gy, (W.shape[1],))) if with_b else (gx, gW)
 
 
 def linear(x: Any, W: Any, b: Any = None) -> Variable:

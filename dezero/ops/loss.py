@@ -11,8 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from dezero.core import Constant, Function, Variable, _check_inputs, as_variable, sub, sum_to
+from dezero.core import Constant, Function, Variable, _check_inputs, as_variable, sub
 from dezero.cuda import array_types, get_array_module
+from dezero.ops._formulas import run_backward
 from dezero.ops.activation import sigmoid, softmax
 from dezero.ops.math import exp, log
 from dezero.ops.misc import clip
@@ -53,11 +54,17 @@ class MeanSquaredError(Function):
 
     def backward(self, gy: Variable) -> tuple[Variable | None, Variable | None]:
         x0, x1 = self.inputs
-        diff = x0 - x1
-        gx0 = diff * (gy * (2 / len(diff)))
-        gx1 = None if x1.__class__ is Constant else sum_to(-gx0, x1.shape)
-        gx0 = None if x0.__class__ is Constant else sum_to(gx0, x0.shape)
-        return gx0, gx1
+        return run_backward(_squared_error_grads, gy, x0, x1, x0.__class__ is not Constant,
+                            x1.__class__ is not Constant)
+
+
+def _squared_error_grads(ops: Any, gy: Any, x0: Any, x1: Any, need_x0: bool,
+                         need_x1: bool) -> tuple[Any, Any]:
+    """Gradients of ``sum((x0 - x1) ** 2) / len(x0 - x1)``, each summed back to its input's shape."""
+    diff = x0 - x1
+    gx0 = diff * (gy * (2 / len(diff)))
+    return (ops.sum_to(gx0, x0.shape) if need_x0 else None,
+            ops.sum_to(-gx0, x1.shape) if need_x1 else None)
 
 
 def mean_squared_error(x0: Any, x1: Any) -> Variable:
@@ -69,7 +76,7 @@ def mean_squared_error(x0: Any, x1: Any) -> Variable:
     """
     name = 'mean_squared_error'
     try:
-        shape = np.broadcast_shapes(x0.shape, x1.shape)
+        shape = x0.shape if x0.shape == x1.shape else np.broadcast_shapes(x0.shape, x1.shape)
     except AttributeError:
         _check_inputs(name, (x0, x1))
         raise

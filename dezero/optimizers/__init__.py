@@ -246,7 +246,7 @@ class SGD(Optimizer):
         self.lr = lr
 
     def update_one(self, param: Parameter) -> None:
-        apply_blocked(functools.partial(_sgd_step, float(self.lr)), param.data, param.grad.data)
+        apply_blocked(functools.partial(_sgd_step, float(self.lr)), param.data, param.grad.data, passes=2)
 
 
 def _sgd_step(lr: float, param: Any, grad: Any) -> None:
@@ -267,10 +267,15 @@ class MomentumSGD(Optimizer):
         self.momentum = momentum
 
     def update_one(self, param: Parameter) -> None:
-        v = self._state(param)['v']
-        v *= float(self.momentum)
-        v -= float(self.lr) * param.grad.data
-        param.data += v
+        apply_blocked(functools.partial(_momentum_step, float(self.lr), float(self.momentum)),
+                      param.data, param.grad.data, self._state(param)['v'], passes=4)
+
+
+def _momentum_step(lr: float, momentum: float, param: Any, grad: Any, v: Any) -> None:
+    """One momentum step on arrays, in place: ``v = momentum * v - lr * grad; param += v``."""
+    v *= momentum
+    v -= lr * grad
+    param += v
 
 
 class AdaGrad(Optimizer):
@@ -285,15 +290,19 @@ class AdaGrad(Optimizer):
         self.eps = eps
 
     def update_one(self, param: Parameter) -> None:
-        xp = get_array_module(param.data)
-        grad = param.grad.data
-        h = self._state(param)['h']
-        h += grad * grad
-        step = xp.sqrt(h)
-        step += float(self.eps)
-        xp.divide(grad, step, out=step)
-        step *= float(self.lr)
-        param.data -= step
+        apply_blocked(functools.partial(_adagrad_step, float(self.lr), float(self.eps)),
+                      param.data, param.grad.data, self._state(param)['h'], passes=7)
+
+
+def _adagrad_step(lr: float, eps: float, param: Any, grad: Any, h: Any) -> None:
+    """One AdaGrad step on arrays, in place: ``h += grad**2; param -= lr * grad / (sqrt(h) + eps)``."""
+    xp = get_array_module(param)
+    h += grad * grad
+    step = xp.sqrt(h)
+    step += eps
+    xp.divide(grad, step, out=step)
+    step *= lr
+    param -= step
 
 
 class AdaDelta(Optimizer):
@@ -318,25 +327,28 @@ class AdaDelta(Optimizer):
         self.lr = lr
 
     def update_one(self, param: Parameter) -> None:
-        xp = get_array_module(param.data)
-        grad = param.grad.data
         state = self._state(param)
-        msg, msdx = state['msg'], state['msdx']
-        rho, eps = float(self.rho), float(self.eps)
-        msg *= rho
-        square = grad * grad
-        square *= 1.0 - rho
-        msg += square
-        dx = msdx + eps
-        dx /= msg + eps
-        xp.sqrt(dx, out=dx)
-        dx *= grad
-        msdx *= rho
-        xp.multiply(dx, dx, out=square)
-        square *= 1.0 - rho
-        msdx += square
-        dx *= float(self.lr)
-        param.data -= dx
+        apply_blocked(functools.partial(_adadelta_step, float(self.lr), float(self.rho), float(self.eps)),
+                      param.data, param.grad.data, state['msg'], state['msdx'], passes=15)
+
+
+def _adadelta_step(lr: float, rho: float, eps: float, param: Any, grad: Any, msg: Any, msdx: Any) -> None:
+    """One AdaDelta step on arrays, in place (see ``AdaDelta``)."""
+    xp = get_array_module(param)
+    msg *= rho
+    square = grad * grad
+    square *= 1.0 - rho
+    msg += square
+    dx = msdx + eps
+    dx /= msg + eps
+    xp.sqrt(dx, out=dx)
+    dx *= grad
+    msdx *= rho
+    xp.multiply(dx, dx, out=square)
+    square *= 1.0 - rho
+    msdx += square
+    dx *= lr
+    param -= dx
 
 
 class RMSprop(Optimizer):
@@ -358,19 +370,23 @@ class RMSprop(Optimizer):
         self.eps = eps
 
     def update_one(self, param: Parameter) -> None:
-        xp = get_array_module(param.data)
-        grad = param.grad.data
-        ms = self._state(param)['ms']
-        alpha = float(self.alpha)
-        ms *= alpha
-        square = grad * grad
-        square *= 1.0 - alpha
-        ms += square
-        step = xp.sqrt(ms)
-        step += float(self.eps)
-        xp.divide(grad, step, out=step)
-        step *= float(self.lr)
-        param.data -= step
+        apply_blocked(functools.partial(_rmsprop_step, float(self.lr), float(self.alpha), float(self.eps)),
+                      param.data, param.grad.data, self._state(param)['ms'], passes=9)
+
+
+def _rmsprop_step(lr: float, alpha: float, eps: float, param: Any, grad: Any, ms: Any) -> None:
+    """One RMSprop step on arrays, in place: ``ms = alpha * ms + (1 - alpha) * grad**2``,
+    ``param -= lr * grad / (sqrt(ms) + eps)``."""
+    xp = get_array_module(param)
+    ms *= alpha
+    square = grad * grad
+    square *= 1.0 - alpha
+    ms += square
+    step = xp.sqrt(ms)
+    step += eps
+    xp.divide(grad, step, out=step)
+    step *= lr
+    param -= step
 
 
 class Adam(Optimizer):
@@ -414,15 +430,17 @@ class Adam(Optimizer):
         state = self._state(param)
         # Each parameter's update runs over all cores, block by block (its passes stay in cache).
         apply_blocked(functools.partial(_adam_step, self.lr, float(self.beta1), float(self.beta2),
-                                      float(self.eps), 1.0),
-                    param.data, param.grad.data, state['m'], state['v'])
+                                        float(self.eps), 1.0, 1.0),
+                      param.data, param.grad.data, state['m'], state['v'], passes=12)
 
 
-def _adam_step(lr: float, beta1: float, beta2: float, eps: float, v_divisor: float,
+def _adam_step(lr: float, beta1: float, beta2: float, eps: float, v_divisor: float, decay: float,
                param: Any, grad: Any, m: Any, v: Any) -> None:
-    """One Adam step on arrays, in place (each may be a slice of the parameter):
-    ``m``, ``v`` advance; ``param -= lr * m / (sqrt(v) / v_divisor + eps)``."""
+    """One Adam step on arrays, in place (each may be a slice of the parameter): ``param *= decay``
+    (AdamW's weight decay), ``m``, ``v`` advance; ``param -= lr * m / (sqrt(v) / v_divisor + eps)``."""
     xp = get_array_module(param)
+    if decay != 1.0:
+        param *= decay
     delta = grad - m
     delta *= 1.0 - beta1
     m += delta
@@ -457,12 +475,12 @@ class AdamW(Adam):
 
     def update_one(self, param: Parameter) -> None:
         alpha = float(self.alpha)
-        param.data *= 1.0 - alpha * float(self.weight_decay)
         state = self._state(param)
         apply_blocked(functools.partial(_adam_step, alpha / (1.0 - math.pow(self.beta1, self.t)),
-                                      float(self.beta1), float(self.beta2), float(self.eps),
-                                      math.sqrt(1.0 - math.pow(self.beta2, self.t))),
-                    param.data, param.grad.data, state['m'], state['v'])
+                                        float(self.beta1), float(self.beta2), float(self.eps),
+                                        math.sqrt(1.0 - math.pow(self.beta2, self.t)),
+                                        1.0 - alpha * float(self.weight_decay)),
+                      param.data, param.grad.data, state['m'], state['v'], passes=13)
 
 
 # =============================================================================

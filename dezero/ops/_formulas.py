@@ -1,0 +1,70 @@
+"""Backward formulas written once and run two ways: on Variables or on their arrays.
+
+A backward must be built from differentiable ops when the backward pass is recorded
+(``create_graph=True``), so that it can be differentiated again. In a training loop nothing is
+recorded, and then building a Function and Variables for every product, transpose and sum of a
+gradient is pure overhead: on the small products of a recurrent step or of a regression head it was
+most of the backward's time. So such an op writes its gradient as a function of an operations
+namespace ``ops`` and its operands; ``run_backward`` runs it on the Variables with ``VariableOps``
+(dezero's ops) when the pass is recorded, else on their arrays with ``ArrayOps``, and wraps the
+results. Arithmetic operators and the ``.T``/``.sum``/``.reshape`` methods mean the same on both;
+the operations that differ are the namespaces' members.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from dezero import _parallel
+from dezero.core import Config, Variable, _sum_to_array, as_array, sum_to
+from dezero.cuda import get_array_module
+from dezero.ops.activation import _sigmoid_array, sigmoid
+from dezero.ops.math import tanh
+from dezero.ops.misc import concat, stack
+
+
+class ArrayOps:
+    """The operations on NumPy/CuPy arrays (nothing recorded)."""
+
+    matmul = staticmethod(_parallel.matmul)
+    sigmoid = staticmethod(_sigmoid_array)
+
+    @staticmethod
+    def tanh(a: Any) -> Any:
+        return get_array_module(a).tanh(a)
+
+    @staticmethod
+    def stack(parts: Sequence[Any]) -> Any:
+        return get_array_module(parts[0]).stack(parts)
+
+    @staticmethod
+    def concat(parts: Sequence[Any], axis: int = 0) -> Any:
+        return get_array_module(parts[0]).concatenate(parts, axis=axis)
+
+    @staticmethod
+    def sum_to(a: Any, shape: tuple[int, ...]) -> Any:
+        return a if a.shape == shape else _sum_to_array(a, shape)
+
+
+class VariableOps:
+    """The same operations as dezero's differentiable ops on Variables."""
+
+    sigmoid = staticmethod(sigmoid)
+    tanh = staticmethod(tanh)
+    stack = staticmethod(stack)
+    concat = staticmethod(concat)
+    sum_to = staticmethod(sum_to)
+
+    @staticmethod
+    def matmul(a: Variable, b: Variable) -> Variable:
+        return a @ b  # Variable's operator: dezero.ops.linalg.matmul
+
+
+def run_backward(formula: Callable[..., tuple[Any, ...]], *operands: Any) -> tuple[Variable | None, ...]:
+    """``formula(ops, *operands)``, a tuple of gradients (None for an input that needs none): on the
+    Variables with ``VariableOps`` when the backward is recorded, else on their arrays (operands that
+    are not Variables pass unchanged) with ``ArrayOps``, each gradient then wrapped as a Variable."""
+    if Config.enable_backprop:
+        return formula(VariableOps, *operands)
+    grads = formula(ArrayOps, *[x.data if isinstance(x, Variable) else x for x in operands])
+    return tuple([None if g is None else Variable(as_array(g)) for g in grads])
