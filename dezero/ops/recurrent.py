@@ -37,6 +37,13 @@ from dezero.ops._formulas import ArrayOps, VariableOps
 __all__ = ['LSTMStep', 'GRUStep', 'PackedGates', 'lstm_step', 'gru_step', 'pack_gates']
 
 
+def _tanh_to_sigmoid(t: Any) -> Any:
+    """``(1 + t) / 2`` in place: ``σ(z)`` from ``t = tanh(z / 2)``."""
+    t *= 0.5
+    t += 0.5
+    return t
+
+
 class _CellArrays(ArrayOps):
     """The cells' operations on arrays. Gate sigmoids use ``σ(z) = (1 + tanh(z / 2)) / 2``: four
     ufunc passes instead of the six of the exp form, and an LSTM's four gates take one ``tanh``."""
@@ -45,9 +52,7 @@ class _CellArrays(ArrayOps):
     def gate_sigmoid(a: Any) -> Any:
         s = a * 0.5
         get_array_module(a).tanh(s, out=s)
-        s *= 0.5
-        s += 0.5
-        return s
+        return _tanh_to_sigmoid(s)
 
     @staticmethod
     def activate(a: Any) -> Any:
@@ -56,8 +61,7 @@ class _CellArrays(ArrayOps):
         head = a[:-1]
         head *= 0.5
         get_array_module(a).tanh(a, out=a)
-        head *= 0.5
-        head += 0.5
+        _tanh_to_sigmoid(head)
         return a
 
     @staticmethod
