@@ -10,7 +10,7 @@ reset and, without recording a graph, the model predicts the next value along tw
 prediction and truth are plotted together.
 
 Run: ``python examples/rnn_sin_curve.py [--cell rnn|lstm] [--epochs 100]`` (about 20 seconds for the
-RNN and 4 for the LSTM on two CPU cores).
+RNN and 1.5 for the LSTM on two CPU cores).
 Writes ``out/rnn_sin_curve.png`` or ``out/lstm_sin_curve.png``.
 """
 from __future__ import annotations

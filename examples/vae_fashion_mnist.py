@@ -9,7 +9,7 @@ from the decoder's logits (``F.sigmoid_cross_entropy``): the same value as the b
 the sigmoid output, without log(0) when the sigmoid saturates.
 
 Run: ``python examples/vae_fashion_mnist.py [--epochs 10] [--train-size 0]`` (0: all 60,000 images;
-1.5 minutes on two busy CPU cores, reaching a test loss of about 245 nats per image). Writes
+about 70 seconds on two CPU cores, reaching a test loss of about 245 nats per image). Writes
 ``out/vae_fashion_mnist.png``: test images, their reconstructions, and images decoded from random
 codes.
 """
