@@ -351,6 +351,8 @@ FUNCTION_CASES: dict[str, tuple[Callable, dict, Callable[[int], tuple]]] = {
                          dict(W=rand(3, 4, 3, 3)), lambda n: (rand(n, 3, 5, 5),)),
     'pooling': (lambda m, x: F.concat([F.pooling(x, 3, 2, 1), F.average_pooling(x, 3, 2, 1)], axis=1), {},
                 lambda n: (rand(n, 3, 9, 8),)),
+    'min_pooling': (lambda m, x: F.concat([F.min_pooling(x, 3, 2, 1), F.pooling(x, 3, 2, 1)], axis=1), {},
+                    lambda n: (rand(n, 3, 9, 8),)),
     'pooling_non_square': (lambda m, x: F.pooling(x, (2, 3), (2, 1), (1, 1)) + F.average_pooling(
                            x, (2, 3), (2, 1), (1, 1)), {}, lambda n: (rand(n, 3, 9, 8),)),
     'batch_norm_2d_and_4d': (lambda m, x: m.bn4(x).sum(axis=(2, 3)) + m.bn2(F.reshape(x, (-1, 72)))[:, :3],

@@ -412,6 +412,13 @@ def _emit_max_pooling(g: _Graph, f: Function, xs: list, ys: list) -> None:
     g.node('MaxPool', xs, ys, ceil_mode=0, **_window_attrs(f.kernel_size, f.stride, f.pad))
 
 
+def _emit_min_pooling(g: _Graph, f: Function, xs: list, ys: list) -> None:
+    # ONNX has no MinPool: min over a window is -max(-x), and padding never wins either way.
+    pooled = g.one('MaxPool', [g.one('Neg', xs)], ceil_mode=0,
+                   **_window_attrs(f.kernel_size, f.stride, f.pad))
+    g.node('Neg', [pooled], ys)
+
+
 def _emit_average_pooling(g: _Graph, f: Function, xs: list, ys: list) -> None:
     # dezero divides by KH*KW whatever the padding: ONNX's count_include_pad=1.
     g.node('AveragePool', xs, ys, ceil_mode=0, count_include_pad=1,
@@ -592,6 +599,7 @@ _EMITTERS: dict[type, Emitter] = {
     conv.Conv2d: _emit_conv2d,
     conv.Deconv2d: _emit_deconv2d,
     pooling.Pooling: _emit_max_pooling,
+    pooling.MinPooling: _emit_min_pooling,
     pooling.AveragePooling: _emit_average_pooling,
     recurrent.LSTMStep: _emit_lstm_step,
     recurrent.GRUStep: _emit_gru_step,
