@@ -522,10 +522,8 @@ class Function:
 def _sum_to_array(x: Any, shape: tuple[int, ...]) -> Any:
     """Sum the axes of array ``x`` that broadcasting added or stretched, giving ``shape``."""
     lead = x.ndim - len(shape)
-    stretched = tuple(i + lead for i, n in enumerate(shape) if n == 1 and x.shape[i + lead] != 1)
-    if not stretched:  # only leading axes (a bias's gradient): NumPy's plain reduction is cheapest
-        return x.sum(tuple(range(lead)))
-    y = x.sum(tuple(range(lead)) + stretched, keepdims=True)
+    axes = tuple(range(lead)) + tuple(i + lead for i, n in enumerate(shape) if n == 1)
+    y = x.sum(axes, keepdims=True)
     if lead > 0:
         y = y.reshape(shape)
     return y
