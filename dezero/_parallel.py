@@ -189,15 +189,18 @@ def matmul(a: Any, b: Any, out: Any = None) -> Any:
     """``a @ b`` (into ``out`` when given), split over the threads when large.
 
     2-D products are split along the longer of the output's axes; stacked products whose batch shapes
-    agree are split along the batch. BLAS runs each piece on one thread. CuPy arrays, and NumPy
-    without threadpoolctl, get one plain ``matmul``.
+    agree are split along the batch. BLAS runs each piece on one thread. CuPy arrays, products too
+    small for BLAS to thread, and NumPy without threadpoolctl get one plain ``matmul`` (an outer
+    product, inner length 1, one ``multiply``).
     """
-    if (not isinstance(a, np.ndarray) or not isinstance(b, np.ndarray) or a.ndim < 2 or b.ndim < 2
-            or not _threads.blas_controllable()):
+    if not isinstance(a, np.ndarray) or not isinstance(b, np.ndarray) or a.ndim < 2 or b.ndim < 2:
         return a @ b if out is None else np.matmul(a, b, out=out)
     m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
     if k == 1:  # outer products (broadcast over the batch axes like matmul): BLAS is slow at them
         return np.multiply(a, b, out=out)
+    work = m * n * k if a.ndim == 2 and b.ndim == 2 else max(a.size * n, b.size * m)
+    if work < _BLAS_SERIAL_WORK or not _threads.blas_controllable():
+        return a @ b if out is None else np.matmul(a, b, out=out)
     if (a.ndim == 2 and b.ndim == 2 and k >= _TRANSPOSE_MIN_K and b.size > a.size
             and b.flags.f_contiguous and not b.flags.c_contiguous and a.flags.c_contiguous):
         # ``a @ W.T`` (a layer's input gradient): OpenBLAS multiplies by a large transposed right
@@ -208,10 +211,9 @@ def matmul(a: Any, b: Any, out: Any = None) -> Any:
             return np.ascontiguousarray(product.T)
         np.copyto(out, product.T)
         return out
-    work = m * n * k if a.ndim == 2 and b.ndim == 2 else max(a.size * n, b.size * m)
     parts = 1 if work < 2 * _GEMM_MIN_WORK else min(available_threads(), work // _GEMM_MIN_WORK)
     if parts < 2:  # the common small case, with the least overhead
-        if work < _BLAS_SERIAL_WORK or _threads.single_threaded_blas.active:
+        if _threads.single_threaded_blas.active:
             return a @ b if out is None else np.matmul(a, b, out=out)
         with _threads.single_threaded_blas:
             return a @ b if out is None else np.matmul(a, b, out=out)

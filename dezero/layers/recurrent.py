@@ -14,6 +14,7 @@ so that their fused step reads every gate without copying.
 """
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from typing import Any
 
@@ -74,6 +75,7 @@ class _PackedWeights:
 
     def __init__(self, params: Sequence[Sequence[Parameter]]) -> None:
         self.params = tuple(tuple(gate) for gate in params)
+        self.flat_params = tuple(p for gate in self.params for p in gate)
         self.views: tuple = ()
         self.packed: Any = None
         self.variables: dict[tuple[int, int], Variable] = {}  # (first gate, first weight) -> Variable
@@ -84,9 +86,10 @@ class _PackedWeights:
         ``weights`` are the layer's current weight objects, gate by gate."""
         chosen = [gate[first_weight:] for gate in weights[first_gate:]]
         flat = [w for gate in weights for w in gate]
-        if any(w is not p for w, p in zip(flat, (p for gate in self.params for p in gate))):
+        # Checked at every step: identity comparisons mapped in C, not a generator per weight.
+        if not all(map(operator.is_, flat, self.flat_params)):
             return pack_gates(chosen)
-        if not self.views or any(w.data is not v for w, v in zip(flat, self.views)):
+        if not self.views or not all(map(operator.is_, [w.data for w in flat], self.views)):
             if not self._pack():
                 return pack_gates(chosen)
         key = (first_gate, first_weight)
@@ -123,6 +126,9 @@ class _PackedWeights:
     def __getstate__(self) -> dict[str, Any]:
         # Packed again after unpickling (the Variables hold a graph, and views unpickle as copies).
         return {'params': self.params, 'views': (), 'packed': None, 'variables': {}}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state['params'])
 
 
 def _rows(array: Any) -> int:
