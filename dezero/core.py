@@ -180,7 +180,11 @@ class Variable:
         The seed is ``ones_like(data)`` unless ``self.grad`` is already set. Functions are visited once
         each, highest generation first, so a gradient is complete before it propagates. Unless
         ``retain_grad``, only leaves keep their gradient. With ``create_graph`` the backward pass is
-        recorded, so gradients can be differentiated again.
+        recorded, so gradients can be differentiated again. A variable reached several times gets
+        ``x.grad + gx`` as a new Variable; no gradient a function returned or an earlier pass left is
+        ever written, and only without ``create_graph`` are the third and later terms added into the
+        sum this pass allocated itself (a weight shared by every step of a recurrent window then costs
+        one array, not one per step).
         """
         if self.grad is None:
             if self.data is None:
