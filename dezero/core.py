@@ -3,7 +3,8 @@
 Running a Function on Variables records the graph (each output remembers its creator, each Function
 its inputs and weak references to its outputs); ``Variable.backward`` walks that graph in reverse
 generation order. Backward formulas are written with Functions too, so with ``create_graph=True`` the
-gradient computation is itself recorded and can be differentiated again.
+gradient computation is itself recorded and can be differentiated again; the elementwise ops write
+theirs once over an operations namespace, so that without it they run on the arrays alone.
 
 This module also holds the arithmetic ops behind Variable's operators and the two broadcast ops
 (``sum_to``, ``broadcast_to``) that their gradients need; every other op lives in ``dezero.ops``.
