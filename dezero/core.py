@@ -3,7 +3,8 @@
 Running a Function on Variables records the graph (each output remembers its creator, each Function
 its inputs and weak references to its outputs); ``Variable.backward`` walks that graph in reverse
 generation order. Backward formulas are written with Functions too, so with ``create_graph=True`` the
-gradient computation is itself recorded and can be differentiated again.
+gradient computation is itself recorded and can be differentiated again; the elementwise ops write
+theirs once over an operations namespace, so that without it they run on the arrays alone.
 
 This module also holds the arithmetic ops behind Variable's operators and the two broadcast ops
 (``sum_to``, ``broadcast_to``) that their gradients need; every other op lives in ``dezero.ops``.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import heapq
+import operator
 import weakref
 from collections.abc import Iterator
 from typing import Any
@@ -580,16 +582,54 @@ def broadcast_to(x: Any, shape: tuple[int, ...]) -> Variable:
     return BroadcastTo(shape)(x)
 
 
-def _unbroadcast(gx: Variable, x: Variable) -> Variable:
-    """Reduce a gradient to its input's shape after a broadcasting binary op."""
-    return gx if gx.data.shape == x.data.shape else sum_to(gx, x.data.shape)
+# =============================================================================
+# Backward formulas run two ways. A backward must be built from differentiable ops when the backward
+# pass is recorded (``create_graph=True``); when it is not, building a Function and a Variable for
+# each product of a gradient is pure overhead (most of an elementwise op's backward). So such an op
+# writes its gradient once, as ``formula(ops, ...)`` over a namespace ``ops``, run on Variables with
+# dezero's ops when recording, else on their arrays. Operators and ``.shape`` mean the same on both.
+# =============================================================================
+class ArrayArithmetic:
+    """The operations of a backward formula on NumPy/CuPy arrays (nothing recorded)."""
+
+    log = np.log  # a ufunc: a CuPy array overrides it
+
+    @staticmethod
+    def sum_to(a: Any, shape: tuple[int, ...]) -> Any:
+        return a if a.shape == shape else _sum_to_array(a, shape)
 
 
-def _broadcast_error(op: str, a: Any, b: Any) -> ValueError:
-    """The error for operands NumPy refused to broadcast (checked only after NumPy fails: no cost
-    on the normal path)."""
-    shape_a, shape_b = getattr(a, 'shape', ()), getattr(b, 'shape', ())
-    return ValueError(f'{op}: operands of shapes {shape_a} and {shape_b} cannot be broadcast together')
+class VariableArithmetic:
+    """The same operations as dezero's differentiable ops on Variables."""
+
+    sum_to = staticmethod(sum_to)
+
+    @staticmethod
+    def log(x: Variable) -> Variable:
+        from dezero.ops.math import log
+        return log(x)
+
+
+def as_gradients(grads: Any) -> Any:
+    """A formula's gradient array as a Variable, or its tuple of them (None for an input needing none)."""
+    if grads.__class__ is tuple:
+        return tuple([None if g is None else Variable(as_array(g)) for g in grads])
+    return Variable(as_array(grads))
+
+
+def backward_runner(array_ops: type, variable_ops: type) -> Any:
+    """``run(formula, gy, x, operand=None)`` for an elementwise op's formula: ``formula(variable_ops,
+    gy, x, operand)`` when the backward is recorded, else ``formula(array_ops, ...)`` on the arrays of
+    the Variables ``gy`` and ``x`` and of ``operand`` if it is one (a constant passes unchanged)."""
+    def run(formula: Any, gy: Variable, x: Variable, operand: Any = None) -> Any:
+        if Config.enable_backprop:
+            return formula(variable_ops, gy, x, operand)
+        return as_gradients(formula(array_ops, gy.data, x.data,
+                                    operand.data if isinstance(operand, Variable) else operand))
+    return run
+
+
+run_elementwise = backward_runner(ArrayArithmetic, VariableArithmetic)
 
 
 # =============================================================================
@@ -597,6 +637,13 @@ def _broadcast_error(op: str, a: Any, b: Any) -> ValueError:
 # one-input op, so backward never computes a gradient nobody can read, and a scalar constant never
 # needs the broadcast reduction.
 # =============================================================================
+def _broadcast_error(op: str, a: Any, b: Any) -> ValueError:
+    """The error for operands NumPy refused to broadcast (checked only after NumPy fails: no cost
+    on the normal path)."""
+    shape_a, shape_b = getattr(a, 'shape', ()), getattr(b, 'shape', ())
+    return ValueError(f'{op}: operands of shapes {shape_a} and {shape_b} cannot be broadcast together')
+
+
 def _as_constant(value: Any, x: Variable, name: str) -> Any:
     """Give a constant operand of op ``name`` the dtype of the Variable ``x`` where sensible.
 
@@ -635,8 +682,23 @@ class _ConstantOp(Function):
         # A scalar cannot change the input's shape, so only array constants need the reduction.
         self.broadcasts = isinstance(c, array_types) and c.ndim > 0
 
-    def _reduce(self, gx: Variable) -> Variable:
-        return _unbroadcast(gx, self.inputs[0]) if self.broadcasts else gx
+    def backward(self, gy: Variable) -> Variable:
+        return run_elementwise(self.grads, gy, self.inputs[0], self.c)
+
+
+class _BinaryOp(Function):
+    """Base of the ops ``x0 OP x1`` of two Variables: ``compute`` is the operator, and the gradients
+    are ``grads(ops, gy, x0, x1)``."""
+
+    def forward(self, x0: Any, x1: Any) -> Any:
+        try:
+            return self.compute(x0, x1)
+        except ValueError:
+            raise _broadcast_error(self.name, x0, x1) from None
+
+    def backward(self, gy: Variable) -> tuple[Variable, Variable]:
+        x0, x1 = self.inputs
+        return run_elementwise(self.grads, gy, x0, x1)
 
 
 def _apply_binary(x0: Any, x1: Any, op: type, constant_op: Any, reflected_op: Any) -> Variable:
@@ -652,18 +714,13 @@ def _apply_binary(x0: Any, x1: Any, op: type, constant_op: Any, reflected_op: An
     return constant_op(_as_constant(x1, x0, op.name))(x0)
 
 
-class Add(Function):
+class Add(_BinaryOp):
     name = 'add'
+    compute = operator.add
 
-    def forward(self, x0: Any, x1: Any) -> Any:
-        try:
-            return x0 + x1
-        except ValueError:
-            raise _broadcast_error(self.name, x0, x1) from None
-
-    def backward(self, gy: Variable) -> tuple[Variable, Variable]:
-        x0, x1 = self.inputs
-        return _unbroadcast(gy, x0), _unbroadcast(gy, x1)
+    @staticmethod
+    def grads(ops: Any, gy: Any, x0: Any, x1: Any) -> tuple[Any, Any]:
+        return ops.sum_to(gy, x0.shape), ops.sum_to(gy, x1.shape)
 
 
 class AddConstant(_ConstantOp):
@@ -676,7 +733,11 @@ class AddConstant(_ConstantOp):
             raise _broadcast_error(self.name, x, self.c) from None
 
     def backward(self, gy: Variable) -> Variable:
-        return self._reduce(gy)
+        return super().backward(gy) if self.broadcasts else gy
+
+    @staticmethod
+    def grads(ops: Any, gy: Any, x: Any, c: Any) -> Any:
+        return ops.sum_to(gy, x.shape)
 
 
 def add(x0: Any, x1: Any) -> Variable:
@@ -684,18 +745,13 @@ def add(x0: Any, x1: Any) -> Variable:
     return _apply_binary(x0, x1, Add, AddConstant, AddConstant)
 
 
-class Mul(Function):
+class Mul(_BinaryOp):
     name = 'mul'
+    compute = operator.mul
 
-    def forward(self, x0: Any, x1: Any) -> Any:
-        try:
-            return x0 * x1
-        except ValueError:
-            raise _broadcast_error(self.name, x0, x1) from None
-
-    def backward(self, gy: Variable) -> tuple[Variable, Variable]:
-        x0, x1 = self.inputs
-        return _unbroadcast(gy * x1, x0), _unbroadcast(gy * x0, x1)
+    @staticmethod
+    def grads(ops: Any, gy: Any, x0: Any, x1: Any) -> tuple[Any, Any]:
+        return ops.sum_to(gy * x1, x0.shape), ops.sum_to(gy * x0, x1.shape)
 
 
 class MulConstant(_ConstantOp):
@@ -707,8 +763,9 @@ class MulConstant(_ConstantOp):
         except ValueError:
             raise _broadcast_error(self.name, x, self.c) from None
 
-    def backward(self, gy: Variable) -> Variable:
-        return self._reduce(MulConstant(self.c)(gy))
+    @staticmethod
+    def grads(ops: Any, gy: Any, x: Any, c: Any) -> Any:
+        return ops.sum_to(gy * c, x.shape)
 
 
 def mul(x0: Any, x1: Any) -> Variable:
@@ -723,7 +780,11 @@ class Neg(Function):
         return -x
 
     def backward(self, gy: Variable) -> Variable:
-        return Neg()(gy)
+        return run_elementwise(self.grads, gy, gy)
+
+    @staticmethod
+    def grads(ops: Any, gy: Any, _: Any, __: None) -> Any:
+        return -gy
 
 
 def neg(x: Any) -> Variable:
@@ -731,18 +792,13 @@ def neg(x: Any) -> Variable:
     return Neg()(x)
 
 
-class Sub(Function):
+class Sub(_BinaryOp):
     name = 'sub'
+    compute = operator.sub
 
-    def forward(self, x0: Any, x1: Any) -> Any:
-        try:
-            return x0 - x1
-        except ValueError:
-            raise _broadcast_error(self.name, x0, x1) from None
-
-    def backward(self, gy: Variable) -> tuple[Variable, Variable]:
-        x0, x1 = self.inputs
-        return _unbroadcast(gy, x0), _unbroadcast(-gy, x1)
+    @staticmethod
+    def grads(ops: Any, gy: Any, x0: Any, x1: Any) -> tuple[Any, Any]:
+        return ops.sum_to(gy, x0.shape), ops.sum_to(-gy, x1.shape)
 
 
 class RSubConstant(_ConstantOp):
@@ -756,8 +812,9 @@ class RSubConstant(_ConstantOp):
         except ValueError:
             raise _broadcast_error(self.name, self.c, x) from None
 
-    def backward(self, gy: Variable) -> Variable:
-        return self._reduce(-gy)
+    @staticmethod
+    def grads(ops: Any, gy: Any, x: Any, c: Any) -> Any:
+        return ops.sum_to(-gy, x.shape)
 
 
 def _add_negated(c: Any) -> AddConstant:
@@ -777,19 +834,14 @@ def rsub(x0: Any, x1: Any) -> Variable:
     return sub(x1, x0)
 
 
-class Div(Function):
+class Div(_BinaryOp):
     name = 'div'
+    compute = operator.truediv
 
-    def forward(self, x0: Any, x1: Any) -> Any:
-        try:
-            return x0 / x1
-        except ValueError:
-            raise _broadcast_error(self.name, x0, x1) from None
-
-    def backward(self, gy: Variable) -> tuple[Variable, Variable]:
-        x0, x1 = self.inputs
+    @staticmethod
+    def grads(ops: Any, gy: Any, x0: Any, x1: Any) -> tuple[Any, Any]:
         gx0 = gy / x1
-        return _unbroadcast(gx0, x0), _unbroadcast(-gx0 * x0 / x1, x1)
+        return ops.sum_to(gx0, x0.shape), ops.sum_to(-gx0 * x0 / x1, x1.shape)
 
 
 class DivConstant(_ConstantOp):
@@ -803,8 +855,9 @@ class DivConstant(_ConstantOp):
         except ValueError:
             raise _broadcast_error(self.name, x, self.c) from None
 
-    def backward(self, gy: Variable) -> Variable:
-        return self._reduce(DivConstant(self.c)(gy))
+    @staticmethod
+    def grads(ops: Any, gy: Any, x: Any, c: Any) -> Any:
+        return ops.sum_to(gy / c, x.shape)
 
 
 class RDivConstant(_ConstantOp):
@@ -818,9 +871,9 @@ class RDivConstant(_ConstantOp):
         except ValueError:
             raise _broadcast_error(self.name, self.c, x) from None
 
-    def backward(self, gy: Variable) -> Variable:
-        x = self.inputs[0]
-        return self._reduce(gy * (-self.c) / (x * x))
+    @staticmethod
+    def grads(ops: Any, gy: Any, x: Any, c: Any) -> Any:
+        return ops.sum_to(gy * (-c) / (x * x), x.shape)
 
 
 def div(x0: Any, x1: Any) -> Variable:
@@ -833,25 +886,16 @@ def rdiv(x0: Any, x1: Any) -> Variable:
     return div(x1, x0)
 
 
-class Pow(Function):
+class Pow(_BinaryOp):
     """``x0 ** x1`` with a Variable exponent."""
 
     name = 'pow'
+    compute = operator.pow
 
-    def forward(self, x0: Any, x1: Any) -> Any:
-        try:
-            return x0 ** x1
-        except ValueError:
-            raise _broadcast_error(self.name, x0, x1) from None
-
-    def backward(self, gy: Variable) -> tuple[Variable, Variable]:
-        from dezero.ops.math import log
-        x0, x1 = self.inputs
-        y = self.outputs[0]()
-        y = x0 ** x1 if y is None else y
+    @staticmethod
+    def grads(ops: Any, gy: Any, x0: Any, x1: Any) -> tuple[Any, Any]:
         gx0 = gy * x1 * x0 ** (x1 - 1)
-        gx1 = gy * y * log(x0)
-        return _unbroadcast(gx0, x0), _unbroadcast(gx1, x1)
+        return ops.sum_to(gx0, x0.shape), ops.sum_to(gy * x0 ** x1 * ops.log(x0), x1.shape)
 
 
 class PowConstant(_ConstantOp):
@@ -865,10 +909,9 @@ class PowConstant(_ConstantOp):
         except ValueError:
             raise _broadcast_error(self.name, x, self.c) from None
 
-    def backward(self, gy: Variable) -> Variable:
-        x = self.inputs[0]
-        c = self.c
-        return self._reduce(gy * (x ** (c - 1) * c))
+    @staticmethod
+    def grads(ops: Any, gy: Any, x: Any, c: Any) -> Any:
+        return ops.sum_to(gy * (x ** (c - 1) * c), x.shape)
 
 
 class RPowConstant(_ConstantOp):
@@ -882,10 +925,9 @@ class RPowConstant(_ConstantOp):
         except ValueError:
             raise _broadcast_error(self.name, self.c, x) from None
 
-    def backward(self, gy: Variable) -> Variable:
-        x = self.inputs[0]
-        log_c = get_array_module(x.data).log(self.c)
-        return self._reduce(gy * RPowConstant(self.c)(x) * log_c)
+    @staticmethod
+    def grads(ops: Any, gy: Any, x: Any, c: Any) -> Any:
+        return ops.sum_to(gy * c ** x * np.log(c), x.shape)  # (a CuPy array overrides np.log)
 
 
 def pow(x0: Any, x1: Any) -> Variable:

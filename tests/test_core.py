@@ -261,6 +261,61 @@ def test_broadcasting_property_against_torch(shapes, op_index, seed):
 
 
 # =============================================================================
+# Elementwise backward formulas: run on arrays when nothing is recorded, on Variables with create_graph
+# =============================================================================
+CONSTANT = _positive((4, 1, 3), 3)  # broadcasts a (2, 3) input: its gradient must be summed back
+ELEMENTWISE = [
+    ('add', lambda a, b: a + b), ('sub', lambda a, b: a - b), ('mul', lambda a, b: a * b),
+    ('div', lambda a, b: a / b), ('pow', lambda a, b: a ** b),
+    ('neg', lambda a: -a), ('add_scalar', lambda a: a + 2.0), ('sub_scalar', lambda a: a - 2.0),
+    ('rsub_scalar', lambda a: 2.0 - a), ('mul_scalar', lambda a: a * 1.5), ('div_scalar', lambda a: a / 1.5),
+    ('rdiv_scalar', lambda a: 1.5 / a), ('pow_scalar', lambda a: a ** 3), ('rpow_scalar', lambda a: 2.0 ** a),
+    ('add_array', lambda a: a + CONSTANT), ('rsub_array', lambda a: CONSTANT - a),
+    ('mul_array', lambda a: a * CONSTANT), ('div_array', lambda a: a / CONSTANT),
+    ('rdiv_array', lambda a: CONSTANT / a), ('pow_array', lambda a: a ** CONSTANT),
+    ('rpow_array', lambda a: CONSTANT ** a),
+    ('sin', F.sin), ('cos', F.cos), ('tanh', F.tanh), ('exp', F.exp), ('log', F.log), ('sigmoid', F.sigmoid),
+]
+
+
+def _gradients(f, arrays, seed, create_graph):
+    xs = [Variable(a.copy()) for a in arrays]
+    y = f(*xs)
+    y.grad = Variable(seed.astype(y.dtype))
+    y.backward(create_graph=create_graph)
+    return [x.grad for x in xs]
+
+
+@pytest.mark.parametrize('name,f', ELEMENTWISE, ids=[c[0] for c in ELEMENTWISE])
+@pytest.mark.parametrize('dtype', [np.float32, np.float64])
+def test_first_order_backward_equals_the_recorded_one_and_records_nothing(name, f, dtype):
+    arity = f.__code__.co_argcount
+    shapes = [(2, 3), (3,)] if arity == 2 else [(2, 3)]  # (3,): the binary ops broadcast
+    arrays = [_positive(shape, i).astype(dtype) for i, shape in enumerate(shapes)]
+    y_shape = np.broadcast_shapes(*shapes, CONSTANT.shape if 'array' in name else ())
+    seed = np.random.default_rng(5).standard_normal(y_shape)
+    first = _gradients(f, arrays, seed, create_graph=False)
+    recorded = _gradients(f, arrays, seed, create_graph=True)
+    for a, g, g_recorded in zip(arrays, first, recorded):
+        assert g.creator is None
+        assert type(g.data) is np.ndarray and g.shape == a.shape and g.dtype == dtype
+        assert g_recorded.shape == a.shape and g_recorded.dtype == dtype
+        np.testing.assert_allclose(g.data, g_recorded.data, rtol=1e-6 if dtype == np.float32 else 1e-14)
+    if not name.startswith(('add', 'sub', 'neg', 'rsub')):
+        assert recorded[0].creator is not None  # differentiable again: depends on the input
+
+
+ELEMENTWISE_0D = [c for c in ELEMENTWISE if c[0] != 'sigmoid']  # (sigmoid's forward refuses 0-d input)
+
+
+@pytest.mark.parametrize('name,f', ELEMENTWISE_0D, ids=[c[0] for c in ELEMENTWISE_0D])
+def test_first_order_backward_of_zero_dimensional_inputs_gives_arrays(name, f):
+    arrays = [np.array(0.7 + 0.4 * i) for i in range(f.__code__.co_argcount)]
+    for g in _gradients(f, arrays, np.array(1.0) if 'array' not in name else np.ones(CONSTANT.shape), False):
+        assert type(g.data) is np.ndarray and g.shape == () and g.creator is None
+
+
+# =============================================================================
 # Graph memory: deep chains and reference counting
 # =============================================================================
 def test_deep_chain_backpropagates_and_is_freed_by_refcount():

@@ -8,7 +8,8 @@ most of the backward's time. So such an op writes its gradient as a function of 
 namespace ``ops`` and its operands; ``run_backward`` runs it on the Variables with ``VariableOps``
 (dezero's ops) when the pass is recorded, else on their arrays with ``ArrayOps``, and wraps the
 results. Arithmetic operators and the ``.T``/``.sum``/``.reshape`` methods mean the same on both;
-the operations that differ are the namespaces' members.
+the operations that differ are the namespaces' members. The elementwise ops of ``dezero.core`` and
+``dezero.ops.math`` run their formulas the same way over the smaller namespaces these extend.
 """
 from __future__ import annotations
 
@@ -16,22 +17,18 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from dezero import _parallel
-from dezero.core import Config, Variable, _sum_to_array, as_array, sum_to
+from dezero.core import Config, Variable, as_gradients
 from dezero.cuda import get_array_module
 from dezero.ops.activation import _sigmoid_array, sigmoid
-from dezero.ops.math import tanh
+from dezero.ops.math import ArrayMath, VariableMath
 from dezero.ops.misc import concat, stack
 
 
-class ArrayOps:
+class ArrayOps(ArrayMath):
     """The operations on NumPy/CuPy arrays (nothing recorded)."""
 
     matmul = staticmethod(_parallel.matmul)
     sigmoid = staticmethod(_sigmoid_array)
-
-    @staticmethod
-    def tanh(a: Any) -> Any:
-        return get_array_module(a).tanh(a)
 
     @staticmethod
     def stack(parts: Sequence[Any]) -> Any:
@@ -42,19 +39,13 @@ class ArrayOps:
     def concat(parts: Sequence[Any], axis: int = 0) -> Any:
         return get_array_module(parts[0]).concatenate(parts, axis=axis)
 
-    @staticmethod
-    def sum_to(a: Any, shape: tuple[int, ...]) -> Any:
-        return a if a.shape == shape else _sum_to_array(a, shape)
 
-
-class VariableOps:
+class VariableOps(VariableMath):
     """The same operations as dezero's differentiable ops on Variables."""
 
     sigmoid = staticmethod(sigmoid)
-    tanh = staticmethod(tanh)
     stack = staticmethod(stack)
     concat = staticmethod(concat)
-    sum_to = staticmethod(sum_to)
 
     @staticmethod
     def matmul(a: Variable, b: Variable) -> Variable:
@@ -67,5 +58,4 @@ def run_backward(formula: Callable[..., tuple[Any, ...]], *operands: Any) -> tup
     are not Variables pass unchanged) with ``ArrayOps``, each gradient then wrapped as a Variable."""
     if Config.enable_backprop:
         return formula(VariableOps, *operands)
-    grads = formula(ArrayOps, *[x.data if isinstance(x, Variable) else x for x in operands])
-    return tuple([None if g is None else Variable(as_array(g)) for g in grads])
+    return as_gradients(formula(ArrayOps, *[x.data if isinstance(x, Variable) else x for x in operands]))

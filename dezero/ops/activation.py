@@ -13,7 +13,7 @@ import numpy as np
 from dezero._parallel import split_apply
 from dezero.core import Function, Variable, as_variable
 from dezero.cuda import get_array_module
-from dezero.ops.math import exp, tanh
+from dezero.ops.math import exp, run_elementwise, tanh
 from dezero.ops.reduction import _reduced_axes, sum
 
 __all__ = ['Sigmoid', 'ReLU', 'ReLUGrad', 'LeakyReLU', 'Softmax', 'LogSoftmax', 'Softplus', 'LogSigmoid',
@@ -48,8 +48,10 @@ class Sigmoid(Function):
 
     def backward(self, gy: Variable) -> Variable:
         y = self.outputs[0]()
-        if y is None:
-            y = sigmoid(self.inputs[0])
+        return run_elementwise(self.grads, gy, sigmoid(self.inputs[0]) if y is None else y)
+
+    @staticmethod
+    def grads(ops: Any, gy: Any, y: Any, _: None) -> Any:
         return gy * y * (1 - y)
 
 

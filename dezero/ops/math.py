@@ -1,4 +1,5 @@
-"""Elementwise math: sin, cos, tanh, exp, log. Each backward is written with these same ops.
+"""Elementwise math: sin, cos, tanh, exp, log. Each backward is one formula (``grads``), run on
+Variables with these same ops when the backward is recorded, else on arrays (``run_elementwise``).
 
 The forwards call NumPy ufuncs directly: a CuPy array overrides them through ``__array_ufunc__``, so
 they run on the GPU unchanged, without a get_array_module call on these per-op hot paths.
@@ -9,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from dezero.core import Function, Variable
+from dezero.core import ArrayArithmetic, Function, Variable, VariableArithmetic, backward_runner
 
 __all__ = ['Sin', 'Cos', 'Tanh', 'Exp', 'Log', 'sin', 'cos', 'tanh', 'exp', 'log']
 
@@ -19,7 +20,11 @@ class Sin(Function):
         return np.sin(x)
 
     def backward(self, gy: Variable) -> Variable:
-        return gy * cos(self.inputs[0])
+        return run_elementwise(self.grads, gy, self.inputs[0])
+
+    @staticmethod
+    def grads(ops: Any, gy: Any, x: Any, _: None) -> Any:
+        return gy * ops.cos(x)
 
 
 def sin(x: Any) -> Variable:
@@ -32,7 +37,11 @@ class Cos(Function):
         return np.cos(x)
 
     def backward(self, gy: Variable) -> Variable:
-        return gy * -sin(self.inputs[0])
+        return run_elementwise(self.grads, gy, self.inputs[0])
+
+    @staticmethod
+    def grads(ops: Any, gy: Any, x: Any, _: None) -> Any:
+        return gy * -ops.sin(x)
 
 
 def cos(x: Any) -> Variable:
@@ -46,8 +55,10 @@ class Tanh(Function):
 
     def backward(self, gy: Variable) -> Variable:
         y = self.outputs[0]()
-        if y is None:
-            y = tanh(self.inputs[0])
+        return run_elementwise(self.grads, gy, tanh(self.inputs[0]) if y is None else y)
+
+    @staticmethod
+    def grads(ops: Any, gy: Any, y: Any, _: None) -> Any:
         return gy * (1 - y * y)
 
 
@@ -62,8 +73,10 @@ class Exp(Function):
 
     def backward(self, gy: Variable) -> Variable:
         y = self.outputs[0]()
-        if y is None:
-            y = exp(self.inputs[0])
+        return run_elementwise(self.grads, gy, exp(self.inputs[0]) if y is None else y)
+
+    @staticmethod
+    def grads(ops: Any, gy: Any, y: Any, _: None) -> Any:
         return gy * y
 
 
@@ -77,9 +90,29 @@ class Log(Function):
         return np.log(x)
 
     def backward(self, gy: Variable) -> Variable:
-        return gy / self.inputs[0]
+        return run_elementwise(self.grads, gy, self.inputs[0])
+
+    @staticmethod
+    def grads(ops: Any, gy: Any, x: Any, _: None) -> Any:
+        return gy / x
 
 
 def log(x: Any) -> Variable:
     """Elementwise natural logarithm; any shape."""
     return Log()(x)
+
+
+class ArrayMath(ArrayArithmetic):
+    """Backward formulas' operations on arrays, with this module's functions (ufuncs: CuPy overrides them)."""
+
+    sin, cos, tanh, exp = np.sin, np.cos, np.tanh, np.exp
+
+
+class VariableMath(VariableArithmetic):
+    """The same on Variables: this module's differentiable ops."""
+
+    sin, cos, tanh, exp, log = (staticmethod(f) for f in (sin, cos, tanh, exp, log))
+
+
+# ``run_elementwise(formula, gy, x, operand=None)`` over these namespaces (see ``backward_runner``).
+run_elementwise = backward_runner(ArrayMath, VariableMath)
