@@ -89,6 +89,14 @@ def test_sigmoid_float32_keeps_relative_precision_in_the_tail():
     np.testing.assert_allclose(y, torch.sigmoid(torch.from_numpy(x.astype(np.float64))).numpy(), rtol=1e-6)
 
 
+@pytest.mark.parametrize('value', [0.5, -30.0, 40.0])
+def test_sigmoid_of_a_zero_dimensional_array(value):
+    y = F.sigmoid(np.array(value, np.float32))
+    assert type(y.data) is np.ndarray and y.shape == () and y.dtype == np.float32
+    expected = torch.sigmoid(torch.tensor(value, dtype=torch.float64)).item()
+    np.testing.assert_allclose(y.data, expected, rtol=1e-6)
+
+
 def test_relu_gradient_is_the_mask():
     x = Variable(np.array([-2.0, 0.0, 3.0], np.float32))
     F.relu(x).backward()

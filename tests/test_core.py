@@ -305,10 +305,7 @@ def test_first_order_backward_equals_the_recorded_one_and_records_nothing(name, 
         assert recorded[0].creator is not None  # differentiable again: depends on the input
 
 
-ELEMENTWISE_0D = [c for c in ELEMENTWISE if c[0] != 'sigmoid']  # (sigmoid's forward refuses 0-d input)
-
-
-@pytest.mark.parametrize('name,f', ELEMENTWISE_0D, ids=[c[0] for c in ELEMENTWISE_0D])
+@pytest.mark.parametrize('name,f', ELEMENTWISE, ids=[c[0] for c in ELEMENTWISE])
 def test_first_order_backward_of_zero_dimensional_inputs_gives_arrays(name, f):
     arrays = [np.array(0.7 + 0.4 * i) for i in range(f.__code__.co_argcount)]
     for g in _gradients(f, arrays, np.array(1.0) if 'array' not in name else np.ones(CONSTANT.shape), False):

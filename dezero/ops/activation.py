@@ -23,7 +23,7 @@ __all__ = ['Sigmoid', 'ReLU', 'ReLUGrad', 'LeakyReLU', 'Softmax', 'LogSoftmax', 
 def _sigmoid_array(x: Any) -> Any:
     """``1 / (1 + exp(-x))`` without overflow and with full relative precision on both tails."""
     xp = get_array_module(x)
-    e = xp.abs(x)
+    e = xp.abs(x, out=xp.empty_like(x))  # an array also for 0-d x, whose ufuncs return scalars
     xp.negative(e, out=e)
     xp.exp(e, out=e)  # exp(-|x|) in (0, 1]: never overflows
     # x >= 0: 1 / (1 + e);  x < 0: e / (1 + e) = exp(x) / (1 + exp(x)), exact where y is tiny. As
