@@ -10,8 +10,9 @@ with PyTorch (``run.py`` does those). Run: ``python benchmarks/func_cost.py [--r
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
-import time
+import sys
 from collections.abc import Callable
 
 import numpy as np
@@ -21,19 +22,15 @@ from dezero import Variable
 from dezero.func import functional_call, grad, jacobian, value_and_grad
 from dezero.models import MLP
 
+sys.path.insert(0, os.path.dirname(__file__))
+from _harness import _time_steps  # noqa: E402
+
 BATCH = 64
 SIZES = (100, 256, 256, 10)
 
 
 def median_ms(call: Callable[[], object], repeats: int) -> float:
-    for _ in range(max(3, repeats // 10)):
-        call()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
+    return statistics.median(_time_steps(call, repeats, warmup=max(3, repeats // 10))) * 1e3
 
 
 def main(argv: list[str] | None = None) -> None:
