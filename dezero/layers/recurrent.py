@@ -23,7 +23,7 @@ from dezero.core import Config, Parameter, Variable
 from dezero.cuda import get_array_module
 from dezero.layers.base import Layer, Linear
 from dezero.ops.math import tanh
-from dezero.ops.recurrent import PackedGates, gru_step, lstm_step, pack_gates
+from dezero.ops.recurrent import PackedGates, gate_rows, gru_step, lstm_step, pack_gates
 
 __all__ = ['RNN', 'LSTM', 'GRU']
 
@@ -95,7 +95,7 @@ class _PackedWeights:
         key = (first_gate, first_weight)
         y = self.variables.get(key)
         if y is None or (y.creator is None and Config.enable_backprop):
-            row = sum(_rows(p.data) for p in self.params[0][:first_weight])
+            row = sum(gate_rows(p.data) for p in self.params[0][:first_weight])
             y = self.variables[key] = PackedGates(len(chosen), self.packed[first_gate:, row:])(
                 *[w for gate in chosen for w in gate])
         return y
@@ -110,7 +110,7 @@ class _PackedWeights:
                 len(s) not in (1, 2) or s[-1] != first.shape[-1] for s in shapes) or any(
                 a.dtype != first.dtype or type(a) is not type(first) for gate in arrays for a in gate):
             return False
-        rows = [_rows(a) for a in arrays[0]]
+        rows = [gate_rows(a) for a in arrays[0]]
         packed = get_array_module(first).empty((len(arrays), sum(rows), first.shape[-1]), dtype=first.dtype)
         for g, gate in enumerate(self.params):
             row = 0
@@ -125,15 +125,10 @@ class _PackedWeights:
 
     def __getstate__(self) -> dict[str, Any]:
         # Packed again after unpickling (the Variables hold a graph, and views unpickle as copies).
-        return {'params': self.params, 'views': (), 'packed': None, 'variables': {}}
+        return {'params': self.params}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state['params'])
-
-
-def _rows(array: Any) -> int:
-    """The rows an array takes in its gate's block: a matrix its rows, a bias one."""
-    return array.shape[0] if array.ndim == 2 else 1
 
 
 class RNN(Layer):

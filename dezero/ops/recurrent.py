@@ -97,7 +97,7 @@ def _one(a: Any) -> Any:
     return a.reshape(1, *a.shape)
 
 
-def _rows(w: Any) -> int:
+def gate_rows(w: Any) -> int:
     """The rows a weight takes in a gate's block: a matrix its rows, a bias ``(H,)`` one."""
     return w.shape[0] if w.ndim == 2 else 1
 
@@ -141,7 +141,7 @@ class PackedGates(Function):
         for g in range(self.gates):
             row = 0
             for w in self.inputs[g * per_gate:(g + 1) * per_gate]:
-                rows = _rows(w)
+                rows = gate_rows(w)
                 grads.append(gy[g, row:row + rows] if w.ndim == 2 else gy[g, row])
                 row += rows
         return tuple(grads)
