@@ -48,6 +48,13 @@ def add_subset_options(parser: argparse.ArgumentParser, test: bool = True) -> No
                             help='evaluate on the first N test samples (0: all)')
 
 
+def add_checkpoint_options(parser: argparse.ArgumentParser) -> None:
+    """Add ``--checkpoint PATH`` (save the run there after every epoch) and ``--resume PATH``
+    (continue a saved run), for ``dezero.save_checkpoint``/``load_checkpoint``."""
+    parser.add_argument('--checkpoint', metavar='PATH', help='save a checkpoint there after every epoch')
+    parser.add_argument('--resume', metavar='PATH', help='continue the run saved in this checkpoint')
+
+
 def keep_first(dataset: Any, size: int) -> Any:
     """Cut an array dataset (``data`` and ``label`` arrays) to its first ``size`` samples, in place.
 

@@ -22,7 +22,14 @@ import time
 from collections.abc import Sequence
 
 import numpy as np
-from _common import add_subset_options, example_parser, int_at_least, keep_first, progress
+from _common import (
+    add_checkpoint_options,
+    add_subset_options,
+    example_parser,
+    int_at_least,
+    keep_first,
+    progress,
+)
 from _plotting import plot_training_curves
 
 import dezero
@@ -95,8 +102,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, list[float]]:
     parser.add_argument('--seed', type=int, default=0,
                         help='seed of np.random: weight initialisation, dropout and shuffling')
     parser.add_argument('--out-dir', default='out', help='directory for the weights and the plot')
-    parser.add_argument('--checkpoint', metavar='PATH', help='save a checkpoint there after every epoch')
-    parser.add_argument('--resume', metavar='PATH', help='continue the run saved in this checkpoint')
+    add_checkpoint_options(parser)
     args = parser.parse_args(argv)
 
     np.random.seed(args.seed)  # weight initialisation, dropout and shuffling all draw from it

@@ -22,7 +22,14 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from _common import add_subset_options, example_parser, int_at_least, keep_first, progress
+from _common import (
+    add_checkpoint_options,
+    add_subset_options,
+    example_parser,
+    int_at_least,
+    keep_first,
+    progress,
+)
 from _plotting import plot_training_curves
 
 import dezero
@@ -41,8 +48,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument('--seed', type=int, default=0,
                         help='seed of np.random: weight initialisation and shuffling')
     parser.add_argument('--out-dir', default='out', help='directory for the weights and the plot')
-    parser.add_argument('--checkpoint', metavar='PATH', help='save a checkpoint there after every epoch')
-    parser.add_argument('--resume', metavar='PATH', help='continue the run saved in this checkpoint')
+    add_checkpoint_options(parser)
     parser.add_argument('--distributed', action='store_true',
                         help='train on every MPI rank (start under mpiexec); --batch-size is per rank')
     return parser.parse_args(argv)
