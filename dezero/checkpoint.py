@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from dezero._checks import describe
 from dezero._files import atomic_file, read_npz
 from dezero.cuda import as_numpy
 from dezero.layers.base import Layer
@@ -38,6 +39,11 @@ __all__ = ['save_checkpoint', 'load_checkpoint']
 
 _FORMAT = 'dezero-checkpoint'
 _VERSION = 1
+
+
+def _check_model(where: str, model: Any) -> None:
+    if not isinstance(model, Layer):
+        raise TypeError(f'{where}: model must be a Layer or Model, got {describe(model)}')
 
 
 def _npz_path(path: str | os.PathLike) -> str:
@@ -69,6 +75,7 @@ def save_checkpoint(path: str | os.PathLike, model: Layer, optimizer: Any = None
         **extra: your values: NumPy arrays, or numbers, strings, lists and dicts of them (JSON),
             such as ``epoch=3``; ``load_checkpoint`` returns them.
     """
+    _check_model('save_checkpoint', model)
     path = _npz_path(path)
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
@@ -137,6 +144,7 @@ def load_checkpoint(path: str | os.PathLike, model: Layer, optimizer: Any = None
     ``loader=None``) skips that part of the file; asking for a part the file lacks is an error.
     """
     where = 'load_checkpoint'
+    _check_model(where, model)
     path = os.fspath(path)
     if not os.path.exists(path) and os.path.exists(path + '.npz'):
         path += '.npz'

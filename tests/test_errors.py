@@ -19,6 +19,7 @@ import zipfile
 import numpy as np
 import pytest
 
+import dezero
 import dezero.functions as F
 import dezero.layers as L
 import dezero.transforms as T
@@ -620,6 +621,15 @@ ROWS = [
      ['as_cupy', 'CuPy', 'dezero[gpu]']),
     ('Layer_to_gpu_without_cupy', lambda: (_without_cupy(), L.Linear(2, in_size=1).to_gpu()), RuntimeError,
      ['as_cupy', 'CuPy', 'dezero[gpu]']),
+    # --- training runs and recurrent weights --------------------------------------------------
+    ('save_checkpoint_of_a_non_layer', lambda: dezero.save_checkpoint('run.npz', 42), TypeError,
+     ['save_checkpoint', 'Layer or Model', 'int 42']),
+    ('load_checkpoint_into_a_non_layer', lambda: dezero.load_checkpoint('run.npz', None), TypeError,
+     ['load_checkpoint', 'Layer or Model', 'None']),
+    ('load_state_dict_of_a_non_mapping', lambda: MLP((2,)).load_state_dict([1, 2]), TypeError,
+     ['MLP.load_state_dict', 'dict of arrays', 'list']),
+    ('pack_gates_of_a_str', lambda: F.pack_gates('abc'), TypeError,
+     ['pack_gates', 'list per gate', "str 'abc'"]),
 ]
 
 

@@ -225,9 +225,20 @@ def test_loading_the_state_of_another_schedule_is_a_clear_error():
     (lambda o: S.OneCycleLR(o, 1.0, 10, anneal_strategy='exp'), "anneal_strategy must be 'cos' or 'linear'"),
     (lambda o: S.ReduceLROnPlateau(o, mode='lowest'), "mode must be 'min' or 'max', got 'lowest'"),
     (lambda o: S.ReduceLROnPlateau(o, factor=1.5), r'factor must be in \(0, 1\)'),
+    (lambda o: S.StepLR(o, step_size=2, gamma=-0.5), 'StepLR: gamma must be > 0, got -0.5'),
+    (lambda o: S.MultiStepLR(o, ['x']), r"MultiStepLR: milestones must be a list of step numbers .*\['x'\]"),
+    (lambda o: S.MultiStepLR(o, 10), 'MultiStepLR: milestones must be a list of step numbers'),
+    (lambda o: S.ExponentialLR(o, gamma=0), 'ExponentialLR: gamma must be > 0, got 0'),
 ])
 def test_bad_arguments_are_clear_errors(make, match):
     with pytest.raises(ValueError, match=match):
+        make(optimizers.SGD())
+
+
+@pytest.mark.parametrize('make', [lambda o: S.StepLR(o, step_size=2, gamma='a'),
+                                  lambda o: S.ExponentialLR(o, gamma=None)])
+def test_a_decay_factor_that_is_not_a_number_is_named(make):
+    with pytest.raises(TypeError, match=r'(StepLR|ExponentialLR): gamma must be a number'):
         make(optimizers.SGD())
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -286,6 +286,9 @@ class Layer:
         ``ValueError`` and nothing is changed then), lazy entries are filled, arrays go to the layer's
         device and keep the dtype of the array they replace.
         """
+        if not isinstance(state, Mapping):
+            raise TypeError(f'{type(self).__name__}.load_state_dict: expected a dict of arrays by '
+                            f'parameter path, as state_dict() returns; got {describe(state)}')
         self._assign_arrays({key: array.copy() for key, array in state.items()},
                             f'{type(self).__name__}.load_state_dict', 'the state dict')
 

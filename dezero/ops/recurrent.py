@@ -29,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from dezero._checks import describe
 from dezero._threads import single_threaded_blas
 from dezero.core import Config, Constant, Function, Variable
 from dezero.cuda import get_array_module
@@ -150,6 +151,10 @@ class PackedGates(Function):
 def pack_gates(weights: Sequence[Sequence[Any]]) -> Variable:
     """``weights[g]``, the weights of gate ``g`` (matrices ``(r, H)`` and biases ``(H,)``, as many for
     every gate), as one Variable ``(G, R, H)``: each gate's weights' rows one after another."""
+    if not isinstance(weights, (list, tuple)) or not all(
+            isinstance(gate, (list, tuple)) and all(hasattr(w, 'shape') for w in gate) for gate in weights):
+        raise TypeError(f'pack_gates: expected a list per gate of weight arrays or Variables, got '
+                        f'{describe(weights)}')
     gates = len(weights)
     if gates == 0 or any(len(w) != len(weights[0]) for w in weights) or not weights[0]:
         raise ValueError('pack_gates: expected the same non-zero number of weights for every gate, got '

@@ -25,9 +25,11 @@ from __future__ import annotations
 
 import bisect
 import math
+import numbers
 from collections.abc import Sequence
 from typing import Any
 
+from dezero._checks import in_range
 from dezero.core import Variable
 from dezero.optimizers import _scalars
 
@@ -125,6 +127,7 @@ class StepLR(Schedule):
 
     def __init__(self, optimizer: Any, step_size: int, gamma: float = 0.1) -> None:
         _check_positive('StepLR', 'step_size', step_size, integer=True)
+        in_range('StepLR', 'gamma', gamma, 0, low_inclusive=False)
         self.step_size = step_size
         self.gamma = gamma
         super().__init__(optimizer)
@@ -138,7 +141,13 @@ class MultiStepLR(Schedule):
     milestone listed twice decays twice."""
 
     def __init__(self, optimizer: Any, milestones: Sequence[int], gamma: float = 0.1) -> None:
-        self.milestones = sorted(int(m) for m in milestones)
+        in_range('MultiStepLR', 'gamma', gamma, 0, low_inclusive=False)
+        steps = list(milestones) if isinstance(milestones, (list, tuple, range)) else None
+        if steps is None or not all(isinstance(m, numbers.Integral) and not isinstance(m, bool) and m >= 0
+                                    for m in steps):
+            raise ValueError(f'MultiStepLR: milestones must be a list of step numbers (ints >= 0), '
+                             f'got {milestones!r}')
+        self.milestones = sorted(int(m) for m in steps)
         self.gamma = gamma
         super().__init__(optimizer)
 
@@ -150,6 +159,7 @@ class ExponentialLR(Schedule):
     """``base_rate * gamma ** step``."""
 
     def __init__(self, optimizer: Any, gamma: float) -> None:
+        in_range('ExponentialLR', 'gamma', gamma, 0, low_inclusive=False)
         self.gamma = gamma
         super().__init__(optimizer)
 
