@@ -52,26 +52,51 @@ def _check_conv_and_deconv(stride, pad):
              lambda x, W, b: TF.conv_transpose2d(x, W, b, stride=stride, padding=pad), [x, W, b])
 
 
-# The CPU kernels' two GEMM layouts: one wide GEMM per chunk, or one per image (short patches).
-GEMM_LAYOUTS = pytest.mark.parametrize('per_image_max_k', [0, 10 ** 6], ids=['wide', 'per-image'])
+# The CPU kernels' GEMM layouts: one wide GEMM per chunk, one per image (short patches), or for
+# stride 1 one per image on flat runs of the padded image (conv2d's forward, _conv_flat).
+GEMM_LAYOUTS = pytest.mark.parametrize('per_image_max_k,flat', [(0, False), (10 ** 6, False), (0, True)],
+                                       ids=['wide', 'per-image', 'flat'])
+
+
+def _use_layout(monkeypatch, per_image_max_k, flat):
+    monkeypatch.setattr(conv_module, '_PER_IMAGE_MAX_K', per_image_max_k)
+    monkeypatch.setattr(conv_module, '_FLAT_STRIDE1', flat)
 
 
 @GEMM_LAYOUTS
 @pytest.mark.parametrize('stride,pad', [(1, 1), ((2, 3), (0, 1))])
-def test_conv_family_in_batch_chunks(monkeypatch, stride, pad, per_image_max_k):
+def test_conv_family_in_batch_chunks(monkeypatch, stride, pad, per_image_max_k, flat):
     # A tiny working-set budget makes the CPU kernels go one image at a time.
     monkeypatch.setattr(conv_module, '_CHUNK_BYTES', 1)
-    monkeypatch.setattr(conv_module, '_PER_IMAGE_MAX_K', per_image_max_k)
+    _use_layout(monkeypatch, per_image_max_k, flat)
     _check_conv_and_deconv(stride, pad)
 
 
 @GEMM_LAYOUTS
 @pytest.mark.parametrize('stride,pad', [(1, 0), (1, (2, 1)), (2, 1)])
-def test_conv_family_split_over_threads(monkeypatch, stride, pad, per_image_max_k):
+def test_conv_family_split_over_threads(monkeypatch, stride, pad, per_image_max_k, flat):
     # A size threshold of 1 sends even these small arrays through the multithreaded split path.
     monkeypatch.setattr(dezero._parallel, '_SPLIT_MIN_SIZE', 1)
-    monkeypatch.setattr(conv_module, '_PER_IMAGE_MAX_K', per_image_max_k)
+    _use_layout(monkeypatch, per_image_max_k, flat)
     _check_conv_and_deconv(stride, pad)
+
+
+@pytest.mark.parametrize('pad', [0, (2, 1)])
+@pytest.mark.parametrize('dtypes', [(np.float32, np.float32), (np.float32, np.float64)],
+                         ids=['f32', 'f32-f64'])
+def test_flat_conv_forward_equals_the_chunked_kernel(monkeypatch, pad, dtypes):
+    # At the default threshold a 20-channel 3x3 conv (180 patch rows) takes the flat layout.
+    x = rng.standard_normal((5, 20, 9, 7)).astype(dtypes[0])
+    W, b = rng.standard_normal((6, 20, 3, 3)).astype(dtypes[1]), rng.standard_normal(6).astype(dtypes[1])
+    calls = []
+    flat_kernel = conv_module._conv_flat
+    monkeypatch.setattr(conv_module, '_conv_flat', lambda *args: calls.append(1) or flat_kernel(*args))
+    flat = F.conv2d(x, W, b, pad=pad).data
+    monkeypatch.setattr(conv_module, '_FLAT_STRIDE1', False)
+    chunked = F.conv2d(x, W, b, pad=pad).data
+    assert calls == [1]
+    assert flat.dtype == chunked.dtype == np.result_type(*dtypes)
+    np.testing.assert_allclose(flat, chunked, rtol=1e-5, atol=1e-4)
 
 
 # id, x shape, W shape (C, OC, KH, KW), stride, pad, outsize (None: the default size)

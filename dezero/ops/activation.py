@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from dezero import _memory
 from dezero._parallel import split_apply
 from dezero.core import Function, Variable, as_variable
 from dezero.cuda import get_array_module
@@ -79,7 +80,7 @@ class ReLU(Function):
 
     def forward(self, x: Any) -> Any:
         xp = get_array_module(x)
-        y = xp.empty(x.shape, dtype=x.dtype)
+        y = _memory.empty(xp, x.shape, x.dtype)
         split_apply(lambda x_part, y_part: xp.maximum(x_part, 0, out=y_part), x.reshape(-1),
                     y.reshape(-1))
         return y
@@ -98,7 +99,7 @@ class ReLUGrad(Function):
         self.x = x
 
     def forward(self, gy: Any) -> Any:
-        gx = get_array_module(gy).empty(gy.shape, dtype=gy.dtype)
+        gx = _memory.empty(get_array_module(gy), gy.shape, gy.dtype)
         split_apply(_masked_into, gy.reshape(-1), self.x.reshape(-1), gx.reshape(-1))
         return gx
 

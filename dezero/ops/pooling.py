@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from dezero import _memory
 from dezero._checks import int_pair
 from dezero._parallel import split_apply
 from dezero.core import Function, Variable, broadcast_to
@@ -57,7 +58,7 @@ def _scatter_to_argmax(gy: Any, indexes: Any, input_shape: tuple[int, ...], kern
     # when they also tile the padded image exactly, every pixel is written and no zero-fill is needed.
     disjoint = stride[0] >= kh and stride[1] >= kw
     tiled = stride == kernel and h + 2 * ph == out_hw[0] * kh and w + 2 * pw == out_hw[1] * kw
-    gx = (xp.empty if tiled else xp.zeros)((n, c, h + 2 * ph, w + 2 * pw), dtype=gy.dtype)
+    gx = (_memory.empty if tiled else _memory.zeros)(xp, (n, c, h + 2 * ph, w + 2 * pw), gy.dtype)
 
     def scatter(gy: Any, indexes: Any, gx: Any) -> None:
         for i in range(kh):
@@ -116,8 +117,8 @@ class _ExtremumPooling(Function):
         # slower).
         keep, beats = (xp.minimum, xp.less) if self.takes_min else (xp.maximum, xp.greater)
         index_dtype = np.int8 if kh * kw <= 127 else np.int32
-        y = xp.empty((x.shape[0], x.shape[1]) + out_hw, dtype=x.dtype)
-        indexes = xp.empty(y.shape, dtype=index_dtype)
+        y = _memory.empty(xp, (x.shape[0], x.shape[1]) + out_hw, x.dtype)
+        indexes = _memory.empty(xp, y.shape, index_dtype)
 
         def running_extremum(view: Any, y: Any, indexes: Any) -> None:
             y[...] = view[:, :, 0, 0]
