@@ -11,6 +11,7 @@ its GEMMs as plain BLAS calls (BLAS's own threads do the parallel work).
 """
 from __future__ import annotations
 
+import itertools
 import os
 import queue
 import threading
@@ -130,6 +131,25 @@ def run_parts(body: Callable[[int, int], Any], parts: int) -> list[Any]:
             _region_lock.release()
     if error is not None:
         raise error
+    return results
+
+
+def run_pieces(piece: Callable[[int], Any], count: int, parts: int) -> list[Any]:
+    """``[piece(i) for i in range(count)]`` on ``parts`` threads (at most ``available_threads()``),
+    each thread taking the next piece as soon as it is done with one, so that a core slowed by
+    other work takes fewer pieces. Results come back in piece order, whichever thread made them."""
+    if parts < 2 or count < 2:
+        return [piece(i) for i in range(count)]
+    results: list[Any] = [None] * count
+    indexes = itertools.count()  # next() on it is atomic under the GIL
+
+    def take_pieces(part: int, parts: int) -> None:
+        for index in iter(indexes.__next__, None):
+            if index >= count:
+                return
+            results[index] = piece(index)
+
+    run_parts(take_pieces, min(parts, count))
     return results
 
 

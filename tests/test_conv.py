@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as TF
 
 import dezero._parallel
+import dezero._threads
 import dezero.functions as F
 import dezero.functions_conv as FC
 import dezero.ops.conv as conv_module
@@ -300,6 +301,23 @@ def test_empty_batch():
     assert y.shape == (0, 3, 5, 5) and x.grad.shape == x.shape and not W.grad.data.any()
     assert F.deconv2d(np.zeros((0, 3, 4, 4)), W.data, None, 2).shape == (0, 2, 9, 9)
     assert F.pooling(x, 2, 2).shape == (0, 2, 2, 2)
+
+
+@pytest.mark.parametrize('stride', [1, 2])
+def test_gradients_are_bitwise_the_same_on_one_or_two_threads(monkeypatch, stride):
+    # Chunks go to whichever thread is free, but their partial sums are added in chunk order.
+    monkeypatch.setattr(conv_module, '_CHUNK_BYTES', 1)
+    x = rng.standard_normal((7, 20, 9, 8)).astype(np.float32)
+    W, b = rng.standard_normal((6, 20, 3, 3)).astype(np.float32), rng.standard_normal(6).astype(np.float32)
+    results = []
+    for threads in (1, 2):
+        monkeypatch.setattr(dezero._threads, '_num_threads', threads)
+        xv, Wv, bv = Variable(x), Variable(W), Variable(b)
+        y = F.conv2d(xv, Wv, bv, stride=stride, pad=1)
+        F.sum(y * y).backward()
+        results.append([y.data, xv.grad.data, Wv.grad.data, bv.grad.data])
+    for one, two in zip(*results):
+        np.testing.assert_array_equal(one, two)
 
 
 def test_backward_twice_gives_the_same_gradient():

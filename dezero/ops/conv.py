@@ -134,12 +134,14 @@ def _flat_windows(x_padded: Any, kernel: tuple[int, int], out_hw: tuple[int, int
     return view, length, wp
 
 
-def _run_image_groups(body: Any, n: int) -> list[Any]:
-    """``body(images)`` for ``range(n)`` cut into consecutive groups, one per thread a region may
-    use, each group on its own thread; returns the results in group order."""
-    parts = max(1, min(_parallel.available_threads(), n))
-    groups = [range(*_parallel.part_bounds(n, part, parts)) for part in range(parts)]
-    return _parallel.run_parts(lambda part, _: body(groups[part]), parts)
+def _run_image_groups(body: Any, n: int, per_piece: int = 4) -> list[Any]:
+    """``body(images)`` over ``range(n)``: one call on one thread, else for pieces of ``per_piece``
+    images which the threads take as they finish (``run_pieces``); results in piece order."""
+    parts = _parallel.available_threads()
+    if parts < 2:
+        return [body(range(n))]
+    pieces = [range(start, min(start + per_piece, n)) for start in range(0, n, per_piece)]
+    return _parallel.run_pieces(lambda index: body(pieces[index]), len(pieces), parts)
 
 
 def _offset_slices(i: int, j: int, stride: tuple[int, int], out_hw: tuple[int, int]) -> tuple:
@@ -203,11 +205,14 @@ def _batch_chunks(xp: Any, n: int, bytes_per_image: int) -> tuple[list[slice], i
 
 
 def _run_chunks(convolve: Any, chunks: list[slice], parts: int) -> list[Any]:
-    """``convolve(group)`` for ``parts`` consecutive groups of the chunks, one group per thread, each
-    with its own scratch buffers (they are per thread); returns the results in group order. Each
-    thread copies, multiplies and folds its own images, so no kernel waits for another thread."""
-    groups = _parallel.chunk_groups(chunks, parts)
-    return _parallel.run_parts(lambda part, _: convolve(groups[part]), parts)
+    """``convolve(group)`` over the chunks: on one thread one call for all of them, else one call per
+    chunk, ``parts`` threads taking the next chunk as they finish (``run_pieces``: a core slowed by
+    other work takes fewer). Each thread copies, multiplies and folds its own images into its own
+    scratch buffers, so no kernel waits for another thread. Returns the results in chunk order, so
+    that a sum over them is made in the same order whatever the threads."""
+    if parts < 2:
+        return [convolve(chunks)]
+    return _parallel.run_pieces(lambda index: convolve(chunks[index:index + 1]), len(chunks), parts)
 
 
 def _col_from_matrix(col: Any, image_shape: tuple[int, ...], kernel: tuple[int, int],
@@ -489,7 +494,9 @@ def _deconv_forward(x: Any, W: Any, b: Any, stride: tuple[int, int], pad: tuple[
         chunks, parts = _batch_chunks(xp, n, oc * kh * kw * h * w * dtype.itemsize)
 
         def fold(group: list[slice]) -> None:
-            buffer = xp.empty((group[0].stop - group[0].start, oc * kh * kw, h * w), dtype=dtype)
+            largest = group[0].stop - group[0].start
+            buffer = _chunk_buffer(xp, largest * oc * kh * kw * h * w, dtype, 'col').reshape(
+                largest, oc * kh * kw, h * w)
             for chunk in group:
                 col = buffer[:chunk.stop - chunk.start]
                 xp.matmul(W_t, x_flat[chunk], out=col)
@@ -500,6 +507,20 @@ def _deconv_forward(x: Any, W: Any, b: Any, stride: tuple[int, int], pad: tuple[
     if b is not None:
         y += b.reshape(1, oc, 1, 1)
     return y
+
+
+def _widened_input(xp: Any, size: int, c: int, hw: tuple[int, int], wp: int, kw: int, dtype: Any) -> Any:
+    """``_deconv_stride1``'s widened input buffer, ``(B >= size, C, H*WP + 2*(KW-1))``: zeros but for
+    the ``H x W`` pixels each chunk writes. Only those are ever rewritten, so on the CPU the buffer is
+    kept per thread for the next call of the same geometry and its zeros are written once."""
+    shape = (c, hw[0] * wp + 2 * (kw - 1))
+    geometry = (shape, hw, wp, kw, np.dtype(dtype))
+    if xp is not np:
+        return xp.zeros((size,) + shape, dtype=dtype)
+    kept = _scratch.__dict__.get('widened')
+    if kept is None or kept[0] != geometry or kept[1].shape[0] < size:
+        kept = _scratch.__dict__['widened'] = (geometry, np.zeros((size,) + shape, dtype=dtype))
+    return kept[1]
 
 
 def _deconv_stride1(x: Any, W: Any, pad: tuple[int, int], out_hw: tuple[int, int]) -> Any:
@@ -531,9 +552,8 @@ def _deconv_stride1(x: Any, W: Any, pad: tuple[int, int], out_hw: tuple[int, int
 
     def fold(group: list[slice]) -> None:
         size = group[0].stop - group[0].start
-        # The widened input with KW - 1 zeros on each side; only its valid columns are ever rewritten.
-        extended = xp.zeros((size, c, h * wp + 2 * (kw - 1)), dtype=dtype)
-        interior = extended[:, :, kw - 1:kw - 1 + h * wp].reshape(size, c, h, wp)
+        extended = _widened_input(xp, size, c, (h, w), wp, kw, dtype)
+        interior = extended[:, :, kw - 1:kw - 1 + h * wp].reshape(-1, c, h, wp)
         shifted_buffer = _chunk_buffer(xp, c * kw * size * plane, dtype, 'shifted')
         rows_buffer = _chunk_buffer(xp, oc * kh * size * plane, dtype, 'rows')
         planes_buffer = _chunk_buffer(xp, oc * (size * plane + tail), dtype, 'planes')
