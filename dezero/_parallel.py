@@ -15,12 +15,12 @@ import itertools
 import os
 import queue
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from dezero import _memory, _threads
+from dezero import _threads
 
 # Elementwise kernels on NumPy arrays at least this large are split over the threads (split_apply).
 _SPLIT_MIN_SIZE = 1 << 18
@@ -37,10 +37,6 @@ _GEMM_MIN_WORK = 1 << 21
 # Products of fewer multiply-adds than this run on the calling thread in every BLAS (OpenBLAS's
 # smallest threshold, its matrix-vector products', is 9216), so they skip limiting BLAS (3 us).
 _BLAS_SERIAL_WORK = 1 << 13
-
-# Products with at least this many output elements get their output from dezero._memory's pool
-# (its threshold, counted in float32 elements).
-_POOLED_OUTPUT = _memory._MIN_BYTES // 4
 
 # ``a @ b`` with a transposed ``b`` is computed as ``(b.T @ a.T).T`` from this inner length on (below
 # it, transposing the result costs more than the slower GEMM).
@@ -241,15 +237,15 @@ def matmul(a: Any, b: Any, out: Any = None) -> Any:
         np.copyto(out, product.T)
         return out
     parts = 1 if work < 2 * _GEMM_MIN_WORK else min(available_threads(), work // _GEMM_MIN_WORK)
-    if out is None and (parts > 1 or m * n * max(a.size // (m * k), b.size // (k * n)) >= _POOLED_OUTPUT):
-        batch_shape = a.shape[:-2] if a.shape[:-2] == b.shape[:-2] else np.broadcast_shapes(
-            a.shape[:-2], b.shape[:-2])
-        out = _memory.empty(np, batch_shape + (m, n), np.result_type(a, b))
     if parts < 2:  # the common small case, with the least overhead
         if _threads.single_threaded_blas.active:
             return a @ b if out is None else np.matmul(a, b, out=out)
         with _threads.single_threaded_blas:
             return a @ b if out is None else np.matmul(a, b, out=out)
+    if out is None:
+        batch_shape = a.shape[:-2] if a.shape[:-2] == b.shape[:-2] else np.broadcast_shapes(
+            a.shape[:-2], b.shape[:-2])
+        out = np.empty(batch_shape + (m, n), dtype=np.result_type(a, b))
     if (a.ndim > 2 or b.ndim > 2) and (a.shape[:-2] != b.shape[:-2] or a.shape[0] < parts):
         with _threads.single_threaded_blas:
             return np.matmul(a, b, out=out)
@@ -268,8 +264,3 @@ def matmul(a: Any, b: Any, out: Any = None) -> Any:
 
     run_parts(part_product, parts)
     return out
-
-
-def chunk_groups(chunks: Sequence[Any], parts: int) -> list[Sequence[Any]]:
-    """``chunks`` cut into ``parts`` consecutive groups of near-equal length, one per thread."""
-    return [chunks[slice(*part_bounds(len(chunks), part, parts))] for part in range(parts)]

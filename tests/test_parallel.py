@@ -22,6 +22,34 @@ def test_run_parts_returns_every_part_in_order(many_threads):
     assert _parallel.run_parts(lambda part, parts: part, 1) == [0]
 
 
+def test_run_pieces_returns_every_piece_in_order_whoever_ran_it(many_threads):
+    import threading
+    import time
+    ran_on = {}
+
+    def piece(index):
+        if index == 0:
+            time.sleep(0.2)  # the first piece is slow: the other threads take the rest meanwhile
+        ran_on[index] = threading.get_ident()
+        return index * index
+
+    assert _parallel.run_pieces(piece, 10, 4) == [i * i for i in range(10)]
+    assert ran_on[0] not in {ran_on[i] for i in range(1, 10)}  # nobody waited behind piece 0
+    assert _parallel.run_pieces(piece, 3, 1) == [0, 1, 4]
+    assert _parallel.run_pieces(piece, 0, 4) == []
+
+
+def test_an_error_in_a_piece_is_raised_after_the_others(many_threads):
+    def piece(index):
+        if index == 5:
+            raise KeyError('piece 5')
+        return index
+
+    with pytest.raises(KeyError, match='piece 5'):
+        _parallel.run_pieces(piece, 8, 4)
+    assert _parallel.run_pieces(lambda index: -index, 3, 4) == [0, -1, -2]
+
+
 @pytest.mark.parametrize('length,parts,align', [(10, 3, 1), (100, 4, 8), (5, 4, 16), (0, 2, 1)])
 def test_part_bounds_cover_the_range_once(length, parts, align):
     bounds = [_parallel.part_bounds(length, i, parts, align) for i in range(parts)]
