@@ -142,6 +142,20 @@ def test_pooling_gradient_is_differentiable_both_ways(ours, theirs):
     assert gyv.grad is None  # the gather of the constant v does not depend on gy
 
 
+@pytest.mark.parametrize('op', [F.pooling, F.min_pooling], ids=['max', 'min'])
+@pytest.mark.parametrize('kernel,stride,pad', [(2, 2, 0), (3, 2, 1), ((2, 3), 1, (1, 0))])
+def test_pooling_without_a_graph_gives_the_same_values(op, kernel, stride, pad):
+    # Under no_grad only the extremum is computed (no argmax); values must not change, NaN included.
+    x = rng.standard_normal((3, 4, 9, 8)).astype(np.float32)
+    x[0, 1, 2, 3] = np.nan
+    recorded = op(dezero.Variable(x), kernel, stride, pad)
+    with dezero.no_grad():
+        bare = op(x, kernel, stride, pad)
+    assert bare.creator is None and recorded.creator is not None
+    np.testing.assert_array_equal(bare.data, recorded.data)
+    assert np.isnan(bare.data).sum() == np.isnan(recorded.data).sum() > 0
+
+
 def test_max_pooling_split_over_threads(monkeypatch):
     # A size threshold of 1 sends even these small arrays through the multithreaded split path.
     monkeypatch.setattr(dezero._parallel, '_SPLIT_MIN_SIZE', 1)

@@ -16,7 +16,7 @@ import numpy as np
 from dezero import _memory
 from dezero._checks import int_pair
 from dezero._parallel import split_apply
-from dezero.core import Function, Variable, broadcast_to
+from dezero.core import Config, Function, Variable, broadcast_to
 from dezero.cuda import get_array_module
 from dezero.ops.conv import (
     Im2col,
@@ -118,6 +118,15 @@ class _ExtremumPooling(Function):
         keep, beats = (xp.minimum, xp.less) if self.takes_min else (xp.maximum, xp.greater)
         index_dtype = np.int8 if kh * kw <= 127 else np.int32
         y = _memory.empty(xp, (x.shape[0], x.shape[1]) + out_hw, x.dtype)
+        self.input_shape = x.shape
+        if not Config.enable_backprop:  # nothing will call backward: the extremum alone, no argmax
+            def running(view: Any, y: Any) -> None:
+                y[...] = view[:, :, 0, 0]
+                for k in range(1, kh * kw):
+                    keep(y, view[:, :, k // kw, k % kw], out=y)
+
+            split_apply(running, view, y)
+            return y
         indexes = _memory.empty(xp, y.shape, index_dtype)
 
         def running_extremum(view: Any, y: Any, indexes: Any) -> None:
@@ -132,7 +141,6 @@ class _ExtremumPooling(Function):
         # Images are independent, so the strided (slow per element) loops run on every core.
         split_apply(running_extremum, view, y, indexes)
         self.indexes = indexes
-        self.input_shape = x.shape
         return y
 
     def backward(self, gy: Variable) -> Variable:
