@@ -51,6 +51,8 @@ _PER_IMAGE_MAX_K = 160
 # conv2d with stride 1 and at least _PER_IMAGE_MAX_K patch rows takes its patches as whole runs of
 # the flattened image on the CPU (_conv_flat): measured 7-8% faster for a 32→64-channel 3x3 conv on
 # 26x26 inputs. Its weight gradient gained nothing that way (same GEMM time), so it keeps the chunks.
+# Winograd's F(2x2, 3x3) and F(2, 3) (along W) were tried for this conv: their GEMMs took 0.6-0.7x the
+# time, but the input and output transforms, done as NumPy passes, made the whole 1.2-1.6x slower.
 # A switch so that tests also run the general kernels on stride 1.
 _FLAT_STRIDE1 = True
 
